@@ -1,0 +1,17 @@
+"""vq-core: quantizers, codebook statistics and the shared config/checkpoint/manifest types."""
+
+from vq_core.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from vq_core.config import ConfigError, StrictConfig, config_hash
+from vq_core.io import atomic_write, atomic_write_bytes, atomic_write_text, file_sha256
+from vq_core.manifest import (
+    MANIFEST_NAME,
+    SCHEMA_VERSION,
+    DatasetInfo,
+    Manifest,
+    ManifestError,
+    ShardEntry,
+    TokenizerInfo,
+)
+from vq_core.progress import progress
+
+__version__ = "0.1.0"

@@ -1,0 +1,119 @@
+"""The interface every tokenizer family implements, and the registry that rebuilds them from checkpoints.
+
+Images are float tensors (B, 3, H, W) in [-1, 1]; tokens are integer grids (B, h, w).  Families
+register their (config class, model class) pair so :func:`load_tokenizer` can rebuild any model from a
+checkpoint alone.  ``token_space_hash`` identifies the *token space* (encoder + codebook): a pixel decoder
+trained on frozen VQ-KD tokens decodes the same token space, so token shards made by either are
+interchangeable, while shards of any other tokenizer are refused.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from vq_core import CheckpointError, StrictConfig, config_hash, load_checkpoint, save_checkpoint
+
+
+class Tokenizer(nn.Module):
+    """Base class: ``encode`` images to token grids and (where the family can) ``decode`` them back."""
+
+    family: ClassVar[str]
+    config_class: ClassVar[type[StrictConfig]]
+
+    def __init__(self, config: StrictConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    # --- what every family provides -------------------------------------------------------
+    @property
+    def codebook_size(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def image_size(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """Token grid (h, w) for an ``image_size`` input."""
+        raise NotImplementedError
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Images (B, 3, H, W) in [-1, 1] -> token indices (B, h, w), int64."""
+        raise NotImplementedError
+
+    def decode(self, indices: torch.Tensor) -> torch.Tensor:
+        """Token indices (B, h, w) -> images (B, 3, H, W) in [-1, 1]."""
+        raise NotImplementedError(
+            f"{self.family} tokens have no pixel decoder; train one with `vq-tok train-pixel-decoder`"
+        )
+
+    @property
+    def can_decode(self) -> bool:
+        return type(self).decode is not Tokenizer.decode
+
+    def token_space_hash(self) -> str:
+        """Identity of the token space; equal for models whose tokens mean the same thing."""
+        return config_hash(self.config)
+
+    def check_image_size(self, images: torch.Tensor) -> None:
+        """Refuse inputs the model was not built for, naming both shapes."""
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"{self.family}: expected images (B, 3, H, W), got {tuple(images.shape)}")
+        if images.shape[-2:] != (self.image_size, self.image_size):
+            raise ValueError(
+                f"{self.family}: model expects {self.image_size}x{self.image_size} images, got "
+                f"{images.shape[-2]}x{images.shape[-1]}; resize/crop first (vq-data transforms)"
+            )
+
+
+_REGISTRY: dict[str, type[Tokenizer]] = {}
+
+
+def register_tokenizer(cls: type[Tokenizer]) -> type[Tokenizer]:
+    """Class decorator: make a family loadable by name from checkpoints."""
+    if cls.family in _REGISTRY and _REGISTRY[cls.family] is not cls:
+        raise ValueError(f"tokenizer family {cls.family!r} registered twice")
+    _REGISTRY[cls.family] = cls
+    return cls
+
+
+def tokenizer_class(family: str) -> type[Tokenizer]:
+    if family not in _REGISTRY:
+        raise KeyError(f"unknown tokenizer family {family!r}; known: {sorted(_REGISTRY)}")
+    return _REGISTRY[family]
+
+
+def build_tokenizer(family: str, config: StrictConfig | dict[str, Any]) -> Tokenizer:
+    """Build an untrained tokenizer of ``family`` from a config object or dict."""
+    cls = tokenizer_class(family)
+    if isinstance(config, dict):
+        config = cls.config_class.from_dict(config, source=f"{family} config")
+    return cls(config)
+
+
+def save_tokenizer(
+    model: Tokenizer, path: str | os.PathLike[str], *, step: int = 0, state: dict[str, Any] | None = None
+) -> Path:
+    """Checkpoint a tokenizer with its config (and optional training state)."""
+    return save_checkpoint(path, family=model.family, config=model.config, model=model.state_dict(), step=step, state=state)
+
+
+def load_tokenizer(path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu") -> Tokenizer:
+    """Rebuild a tokenizer from a checkpoint alone, in eval mode."""
+    ckpt = load_checkpoint(path, map_location=map_location)
+    try:
+        model = build_tokenizer(ckpt.family, ckpt.config)
+    except KeyError as err:
+        raise CheckpointError(f"checkpoint {path}: {err}") from err
+    missing, unexpected = model.load_state_dict(ckpt.model, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"checkpoint {path} does not fit its {ckpt.family} config: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
+    return model.eval()
