@@ -1,4 +1,4 @@
-"""vq-data: image sources -> webdataset shards with manifests, and loaders."""
+"""vq-data: image sources -> webdataset shards with manifests, transforms, and resumable loaders."""
 
 from vq_data.shards import (
     SampleError,
@@ -10,5 +10,85 @@ from vq_data.shards import (
     open_manifest,
     verify_shards,
 )
+from vq_data.imageio import ImageDecodeError, decode_image, encode_image, open_image
+from vq_data.loading import (
+    ImageDecoder,
+    ShardDataset,
+    ShardLoader,
+    TokenDecoder,
+    image_loader,
+    resolve_rank,
+    sample_generator,
+    token_loader,
+)
+from vq_data.pack import SKIPPED_NAME, pack, read_skipped
+from vq_data.sources import (
+    BUNDLED_CLASSES,
+    SOURCE_KINDS,
+    BundledSource,
+    FolderSource,
+    ImageNetSource,
+    ImageRecord,
+    ImageSource,
+    ListSource,
+    SourceError,
+    available_photos,
+    make_source,
+)
+from vq_data.transforms import (
+    EvalTransform,
+    TenCropTransform,
+    TrainTransform,
+    resize_center_crop,
+    ten_crop,
+    to_pil,
+    to_tensor,
+    to_uint8,
+)
+from vq_data.version import __version__
 
-__version__ = "0.1.0"
+__all__ = [
+    "BUNDLED_CLASSES",
+    "SKIPPED_NAME",
+    "SOURCE_KINDS",
+    "BundledSource",
+    "EvalTransform",
+    "FolderSource",
+    "ImageDecodeError",
+    "ImageDecoder",
+    "ImageNetSource",
+    "ImageRecord",
+    "ImageSource",
+    "ListSource",
+    "SampleError",
+    "ShardDataset",
+    "ShardError",
+    "ShardLoader",
+    "ShardSetWriter",
+    "SourceError",
+    "TenCropTransform",
+    "TokenDecoder",
+    "TrainTransform",
+    "__version__",
+    "available_photos",
+    "check_key",
+    "decode_image",
+    "encode_image",
+    "image_loader",
+    "iter_samples",
+    "iter_shard",
+    "make_source",
+    "open_image",
+    "open_manifest",
+    "pack",
+    "read_skipped",
+    "resize_center_crop",
+    "resolve_rank",
+    "sample_generator",
+    "ten_crop",
+    "to_pil",
+    "to_tensor",
+    "to_uint8",
+    "token_loader",
+    "verify_shards",
+]

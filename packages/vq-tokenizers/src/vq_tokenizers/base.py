@@ -111,7 +111,10 @@ def load_tokenizer(path: str | os.PathLike[str], *, map_location: str | torch.de
         model = build_tokenizer(ckpt.family, ckpt.config)
     except KeyError as err:
         raise CheckpointError(f"checkpoint {path}: {err}") from err
-    missing, unexpected = model.load_state_dict(ckpt.model, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(ckpt.model, strict=False)
+    except RuntimeError as err:  # tensors whose shapes differ from the config's
+        raise CheckpointError(f"checkpoint {path} does not fit its {ckpt.family} config: {err}") from err
     if missing or unexpected:
         raise CheckpointError(
             f"checkpoint {path} does not fit its {ckpt.family} config: missing {missing[:5]}, unexpected {unexpected[:5]}"

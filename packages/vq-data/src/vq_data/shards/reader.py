@@ -10,7 +10,7 @@ from typing import Any
 
 from webdataset.tariterators import group_by_keys, tar_file_expander
 
-from vq_core import Manifest, ManifestError, file_sha256
+from vq_core import MANIFEST_NAME, Manifest, ManifestError, file_sha256
 from vq_data.shards.codec import SampleError, decode_field
 
 
@@ -18,9 +18,15 @@ class ShardError(RuntimeError):
     """A shard is missing, truncated, corrupt, or holds another number of samples than recorded."""
 
 
+def _manifest_path(directory: str | os.PathLike[str]) -> Path:
+    """``directory/manifest.json`` (so errors name the file even when the directory is missing)."""
+    path = Path(directory)
+    return path if path.is_file() else path / MANIFEST_NAME
+
+
 def open_manifest(directory: str | os.PathLike[str], *, require_complete: bool = True) -> Manifest:
     """Load a shard set's manifest; refuse a partial one unless asked (its job is still running)."""
-    manifest = Manifest.load(directory)
+    manifest = Manifest.load(_manifest_path(directory))
     if require_complete and not manifest.complete:
         raise ManifestError(
             f"{Path(directory)} is incomplete ({manifest.num_samples} samples so far); "
@@ -70,8 +76,8 @@ def iter_samples(
 
 def verify_shards(directory: str | os.PathLike[str]) -> list[str]:
     """Re-hash and re-count every shard; return a list of problems (empty when all is well)."""
-    directory = Path(directory)
-    manifest = Manifest.load(directory)
+    manifest = Manifest.load(_manifest_path(directory))
+    directory = _manifest_path(directory).parent
     problems: list[str] = []
     if not manifest.complete:
         problems.append(f"{directory}: manifest is not complete")

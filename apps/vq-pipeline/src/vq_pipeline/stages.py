@@ -1,0 +1,62 @@
+"""Resumable stages: each stage records a ``stage.json`` done-marker holding the hash of its settings.
+
+A re-run skips every stage whose marker matches its current settings and redoes the first one that
+changed (and, because later stages hash their inputs too, everything after it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vq_core import atomic_write_text
+
+log = logging.getLogger(__name__)
+MARKER = "stage.json"
+
+
+def settings_hash(settings: Any) -> str:
+    """Hash of a stage's settings (JSON-able), including the hashes of the stages it reads from."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass
+class StageResult:
+    name: str
+    directory: Path
+    skipped: bool
+    seconds: float
+    outputs: dict[str, Any]
+    hash: str
+
+
+def run_stage(
+    name: str,
+    directory: Path,
+    settings: Any,
+    body: Callable[[Path], dict[str, Any]],
+) -> StageResult:
+    """Run ``body(directory)`` unless a finished marker with the same settings hash exists."""
+    digest = settings_hash(settings)
+    marker = directory / MARKER
+    if marker.is_file():
+        done = json.loads(marker.read_text())
+        if done.get("hash") == digest:
+            log.info("stage %s: already complete in %s, skipping", name, directory)
+            return StageResult(name, directory, True, 0.0, done["outputs"], digest)
+        log.info("stage %s: settings changed since the last run; redoing it", name)
+    directory.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    outputs = body(directory)
+    seconds = time.perf_counter() - start
+    atomic_write_text(
+        marker, json.dumps({"stage": name, "hash": digest, "seconds": seconds, "outputs": outputs}, indent=2, default=str)
+    )
+    log.info("stage %s: done in %.1fs", name, seconds)
+    return StageResult(name, directory, False, seconds, outputs, digest)

@@ -1,0 +1,86 @@
+"""AR checkpoints (family ``"ar"``): the model config, weights, and the token space they model.
+
+Besides what :func:`vq_core.save_checkpoint` stores, an AR checkpoint records the manifest's
+tokenizer (name, config hash, codebook, grid, checkpoint path) and the dataset's class names, so
+sampling can find and verify the pixel decoder, and validation can refuse token shards from another
+tokenizer, from the checkpoint alone.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vq_ar.config import ARConfig
+from vq_ar.model import ARTransformer
+from vq_core import CheckpointError, DatasetInfo, Manifest, ManifestError, TokenizerInfo, load_checkpoint, save_checkpoint
+
+FAMILY = "ar"
+
+
+@dataclass
+class LoadedAR:
+    """A model rebuilt from a checkpoint, with what it was trained on."""
+
+    model: ARTransformer
+    config: ARConfig
+    tokenizer: TokenizerInfo
+    dataset: DatasetInfo
+    step: int
+    path: Path
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def check_manifest(self, manifest: Manifest, *, where: str | os.PathLike[str] = "manifest") -> None:
+        """Refuse token shards made by another tokenizer than the one this model was trained on."""
+        try:
+            manifest.check_tokenizer(
+                codebook_size=self.config.vocab_size,
+                config_hash=self.tokenizer.config_hash,
+                grid=self.config.grid,
+                where=f"AR checkpoint {self.path}",
+            )
+        except ManifestError as err:
+            raise ManifestError(f"{where}: {err}") from err
+
+
+def save_ar(
+    path: str | os.PathLike[str],
+    model: ARTransformer,
+    *,
+    tokenizer: TokenizerInfo,
+    dataset: DatasetInfo,
+    step: int,
+    state: dict[str, Any] | None = None,
+) -> Path:
+    """Atomically write an AR checkpoint; ``state`` adds training state (optimizer, data position)."""
+    payload = {"tokenizer": tokenizer.model_dump(mode="json"), "dataset": dataset.model_dump(mode="json")}
+    payload.update(state or {})
+    return save_checkpoint(path, family=FAMILY, config=model.config, model=model.state_dict(), step=step, state=payload)
+
+
+def load_ar(path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu") -> LoadedAR:
+    """Rebuild an AR model (eval mode) from a checkpoint written by :func:`save_ar`."""
+    ckpt = load_checkpoint(path, family=FAMILY, map_location=map_location)
+    config = ARConfig.from_dict(ckpt.config, source=f"checkpoint {path}")
+    if "tokenizer" not in ckpt.state or "dataset" not in ckpt.state:
+        raise CheckpointError(f"checkpoint {path} does not record its tokenizer/dataset; it was not written by vq-ar")
+    model = ARTransformer(config)
+    missing, unexpected = model.load_state_dict(ckpt.model, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"checkpoint {path} does not fit its AR config: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
+    model.to(map_location).eval()
+    return LoadedAR(
+        model=model,
+        config=config,
+        tokenizer=TokenizerInfo.model_validate(ckpt.state["tokenizer"]),
+        dataset=DatasetInfo.model_validate(ckpt.state["dataset"]),
+        step=ckpt.step,
+        path=Path(path),
+        state=ckpt.state,
+    )

@@ -1,0 +1,231 @@
+"""``vq-ar``: train the AR model on token shards, sample images with CFG, validate, list sizes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+import torch
+
+from vq_ar.checkpoint import LoadedAR, load_ar
+from vq_ar.config import LLAMAGEN_PARAMS, SIZES, ar_config
+from vq_ar.data import load_token_set
+from vq_ar.images import DecoderUnavailable, decode_tokens, image_grid, load_pixel_decoder, write_npy, write_png
+from vq_ar.model import count_parameters
+from vq_ar.sampling import SamplingConfig, generate
+from vq_ar.training import TrainConfig, train
+from vq_ar.validation import complete_half, completion_match, teacher_forced_metrics
+from vq_core import CheckpointError, ManifestError, atomic_write_text
+from vq_data import open_manifest
+
+log = logging.getLogger("vq_ar")
+
+
+class _FriendlyGroup(click.Group):
+    """Show the framework's own errors (they name the file, field and fix) without a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (ManifestError, CheckpointError, DecoderUnavailable, FileExistsError, FileNotFoundError) as err:
+            raise click.ClickException(str(err)) from err
+
+
+def _device(name: str | None) -> torch.device:
+    return torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def _load_for_inference(ckpt: str, device: torch.device, precision: str) -> LoadedAR:
+    """Load a checkpoint onto ``device``; bf16 weights (and KV cache) on CUDA unless fp32 is asked for."""
+    loaded = load_ar(ckpt, map_location=device)
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        loaded.model.to(torch.bfloat16)
+    return loaded
+
+
+def _parse_overrides(items: tuple[str, ...]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs; values are JSON when they parse as JSON (numbers, booleans), else strings."""
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--set")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    return overrides
+
+
+def _sampling_options(fn: Any) -> Any:
+    options = [
+        click.option("--cfg", "cfg_scale", type=float, default=1.0, show_default=True, help="classifier-free guidance scale"),
+        click.option("--cfg-schedule", type=click.Choice(["constant", "linear"]), default="constant", show_default=True),
+        click.option("--cfg-interval", type=int, default=-1, show_default=True, help="guide tokens 0..N only (-1: all)"),
+        click.option("--temperature", type=float, default=1.0, show_default=True),
+        click.option("--top-k", type=int, default=0, show_default=True, help="0 = off"),
+        click.option("--top-p", type=float, default=1.0, show_default=True, help="1 = off"),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--batch-size", type=int, default=32, show_default=True),
+        click.option("--tokenizer", "tokenizer_ckpt", type=click.Path(dir_okay=False), default=None,
+                     help="decoder checkpoint; default: the one named by the training manifest"),
+        click.option("--device", default=None, help="default: cuda when available"),
+        click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), default="auto", show_default=True),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _sampling_config(kw: dict[str, Any]) -> SamplingConfig:
+    return SamplingConfig(
+        cfg_scale=kw["cfg_scale"],
+        cfg_schedule=kw["cfg_schedule"],
+        cfg_interval=kw["cfg_interval"],
+        temperature=kw["temperature"],
+        top_k=kw["top_k"],
+        top_p=kw["top_p"],
+    )
+
+
+@click.group(cls=_FriendlyGroup)
+@click.option("-v", "--verbose", is_flag=True, help="debug logging")
+def main(verbose: bool) -> None:
+    """LlamaGen-style class-conditional AR model over image tokens."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.option("--vocab", type=int, default=16384, show_default=True, help="codebook size")
+@click.option("--classes", type=int, default=1000, show_default=True)
+@click.option("--grid", type=int, default=16, show_default=True, help="token grid side")
+def sizes(vocab: int, classes: int, grid: int) -> None:
+    """List the model sizes with parameter counts (meta device: nothing is allocated)."""
+    click.echo(f"{'size':<6} {'layers':>6} {'dim':>5} {'heads':>5} {'ffn':>5} {'params':>10} {'LlamaGen':>9}")
+    for name in SIZES:
+        config = ar_config(name, vocab_size=vocab, num_classes=classes, grid=(grid, grid))
+        published = f"{LLAMAGEN_PARAMS[name] / 1e6:.0f}M" if name in LLAMAGEN_PARAMS else "-"
+        click.echo(
+            f"{name:<6} {config.n_layer:>6} {config.dim:>5} {config.n_head:>5} {config.ffn_hidden:>5} "
+            f"{count_parameters(config) / 1e6:>9.1f}M {published:>9}"
+        )
+
+
+@main.command(name="train")
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False), help="token shard directory")
+@click.option("--out", required=True, type=click.Path(file_okay=False))
+@click.option("--size", type=click.Choice(list(SIZES)), default="tiny", show_default=True)
+@click.option("--steps", type=int, default=1000, show_default=True)
+@click.option("--batch-size", type=int, default=256, show_default=True, help="global batch per optimizer step")
+@click.option("--grad-accum", type=int, default=1, show_default=True)
+@click.option("--lr", type=float, default=1e-4, show_default=True)
+@click.option("--warmup-steps", type=int, default=0, show_default=True)
+@click.option("--weight-decay", type=float, default=0.05, show_default=True)
+@click.option("--grad-clip", type=float, default=1.0, show_default=True)
+@click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), default="auto", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--log-every", type=int, default=50, show_default=True)
+@click.option("--ckpt-every", type=int, default=1000, show_default=True)
+@click.option("--stop-at", type=int, default=None, help="end this run after that step (resumable)")
+@click.option("--resume", is_flag=True, help="continue OUT/checkpoints/last.pt")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a model config field, e.g. rope=1d")
+def train_cmd(data: str, out: str, size: str, stop_at: int | None, resume: bool, overrides: tuple[str, ...], **kw: Any) -> None:
+    """Train on a token shard set; the model's vocabulary, classes and grid come from its manifest."""
+    result = train(
+        data,
+        out,
+        size=size,
+        model_overrides=_parse_overrides(overrides),
+        config=TrainConfig(**kw),
+        resume=resume,
+        stop_at=stop_at,
+    )
+    click.echo(json.dumps({"step": result.step, **result.metrics, "model": str(result.model or result.checkpoint)}))
+
+
+@main.command()
+@click.option("--ckpt", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--class", "classes", type=int, multiple=True, help="class label (repeatable); default: all classes")
+@click.option("--n", "per_class", type=int, default=16, show_default=True, help="images per class")
+@click.option("--out", required=True, type=click.Path(file_okay=False))
+@click.option("--tokens-only", is_flag=True, help="write tokens.npy only (no decoder needed)")
+@click.option("--no-cache", is_flag=True, help="recompute the prefix each step (reference path)")
+@_sampling_options
+def sample(ckpt: str, classes: tuple[int, ...], per_class: int, out: str, tokens_only: bool, no_cache: bool, **kw: Any) -> None:
+    """Sample images of the given classes; write PNGs, grid.png and tokens.npy."""
+    device = _device(kw["device"])
+    loaded = _load_for_inference(ckpt, device, kw["precision"])
+    num_classes = loaded.config.num_classes
+    labels_list = list(classes) or list(range(num_classes))
+    bad = [c for c in labels_list if not 0 <= c < num_classes]
+    if bad:
+        raise click.BadParameter(f"classes {bad} are outside 0..{num_classes - 1} of {ckpt}", param_hint="--class")
+    decoder = None if tokens_only else load_pixel_decoder(loaded.tokenizer, kw["tokenizer_ckpt"], device=device)
+    sampling = _sampling_config(kw)
+    generator = torch.Generator(device=device).manual_seed(kw["seed"])
+    labels = torch.tensor([c for c in labels_list for _ in range(per_class)], dtype=torch.long)
+    chunks = [
+        generate(loaded.model, chunk, sampling=sampling, generator=generator, use_cache=not no_cache).cpu()
+        for chunk in labels.split(kw["batch_size"])
+    ]
+    tokens = torch.cat(chunks)
+    out_dir = Path(out)
+    write_npy(out_dir / "tokens.npy", tokens.numpy().reshape(len(labels), *loaded.config.grid).astype(np.int32))
+    write_npy(out_dir / "labels.npy", labels.numpy())
+    record = {"ckpt": ckpt, "classes": labels_list, "per_class": per_class, "sampling": sampling.model_dump(), "seed": kw["seed"]}
+    if decoder is not None:
+        images = np.concatenate(
+            [decode_tokens(decoder, t, loaded.config.grid) for t in tokens.split(kw["batch_size"])]
+        )
+        for i, (image, label) in enumerate(zip(images, labels.tolist())):
+            write_png(out_dir / f"class{label:04d}_{i % per_class:04d}.png", image)
+        columns = min(per_class, 16) if len(labels_list) > 1 else math.ceil(math.sqrt(len(images)))
+        write_png(out_dir / "grid.png", image_grid(images, columns=columns))
+        record["images"] = len(images)
+    atomic_write_text(out_dir / "sample.json", json.dumps(record, indent=2) + "\n")
+    click.echo(f"wrote {len(labels)} samples to {out_dir}")
+
+
+@main.command()
+@click.option("--ckpt", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False), help="validation token shards")
+@click.option("--n", "num_completions", type=int, default=16, show_default=True, help="half-prefix completions")
+@click.option("--max-samples", type=int, default=None, help="teacher-forced samples (default: all)")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="write validate.json and completion images")
+@_sampling_options
+def validate(ckpt: str, data: str, num_completions: int, max_samples: int | None, out: str | None, **kw: Any) -> None:
+    """Teacher-forced accuracy and half-prefix completion on real token sequences."""
+    device = _device(kw["device"])
+    loaded = _load_for_inference(ckpt, device, kw["precision"])
+    manifest = open_manifest(data)
+    loaded.check_manifest(manifest, where=Path(data) / "manifest.json")
+    token_set = load_token_set(data, manifest=manifest)
+    metrics: dict[str, Any] = teacher_forced_metrics(loaded.model, token_set, batch_size=kw["batch_size"], max_samples=max_samples)
+    count = min(num_completions, token_set.num_samples)
+    truth = torch.from_numpy(token_set.tokens[:count, 0].astype(np.int64))
+    labels = torch.from_numpy(token_set.labels[:count])
+    generator = torch.Generator(device=device).manual_seed(kw["seed"])
+    completed = complete_half(loaded.model, truth, labels, sampling=_sampling_config(kw), generator=generator).cpu()
+    metrics["completion_match"] = completion_match(completed, truth, loaded.config.seq_len // 2)
+    metrics["num_completions"] = count
+    click.echo(json.dumps(metrics))
+    if out is None:
+        return
+    out_dir = Path(out)
+    atomic_write_text(out_dir / "validate.json", json.dumps({"ckpt": ckpt, "data": data, **metrics}, indent=2) + "\n")
+    write_npy(out_dir / "completions.npy", completed.numpy().astype(np.int32))
+    try:
+        decoder = load_pixel_decoder(loaded.tokenizer, kw["tokenizer_ckpt"], device=device)
+    except DecoderUnavailable as err:
+        log.warning("no completion images: %s", err)
+        return
+    originals = decode_tokens(decoder, truth, loaded.config.grid)
+    completions = decode_tokens(decoder, completed, loaded.config.grid)
+    pairs = np.stack([originals, completions], axis=1).reshape(-1, *originals.shape[1:])
+    write_png(out_dir / "completions.png", image_grid(pairs, columns=2))
+    click.echo(f"wrote {out_dir / 'completions.png'} (left: original, right: second half sampled)")

@@ -1,0 +1,99 @@
+"""From sampled tokens to PNG files: find and verify the pixel decoder, decode, tile, write atomically.
+
+The decoder is the tokenizer (or pixel decoder) checkpoint named by the manifest the AR model was
+trained on, or one given explicitly.  Its ``token_space_hash`` must equal the manifest's tokenizer
+config hash — a decoder of another token space would turn valid samples into noise without any error.
+``vq_tokenizers`` is imported here, lazily, so training and sampling tokens never need it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from PIL import Image
+
+from vq_core import ManifestError, TokenizerInfo, atomic_write_bytes
+
+if TYPE_CHECKING:
+    from vq_tokenizers import Tokenizer
+
+
+class DecoderUnavailable(RuntimeError):
+    """No decoder can be had: none recorded, its file is gone, or the tokenizer cannot decode."""
+
+
+def load_pixel_decoder(
+    info: TokenizerInfo, override: str | os.PathLike[str] | None = None, *, device: torch.device | str = "cpu"
+) -> Tokenizer:
+    """Load the decoder for tokens described by ``info`` and check that it decodes that token space.
+
+    Raises :class:`DecoderUnavailable` when there is none to load and ``ManifestError`` when the one
+    found belongs to another token space.
+    """
+    path = override if override is not None else info.checkpoint
+    if path is None:
+        raise DecoderUnavailable(
+            f"the token manifest records no tokenizer checkpoint for '{info.name}' ({info.config_hash}); "
+            "pass --tokenizer CKPT (a tokenizer or pixel decoder of that token space)"
+        )
+    if not Path(path).is_file():
+        raise DecoderUnavailable(
+            f"tokenizer checkpoint {path} (tokenizer.checkpoint of the manifest) does not exist; "
+            "pass --tokenizer CKPT to point at its current location"
+        )
+    from vq_tokenizers import load_tokenizer
+
+    tokenizer = load_tokenizer(path, map_location=device)
+    problems = []
+    if tokenizer.token_space_hash() != info.config_hash:
+        problems.append(f"token space {tokenizer.token_space_hash()} but the AR model's tokens come from {info.config_hash}")
+    if tokenizer.codebook_size != info.codebook_size:
+        problems.append(f"codebook {tokenizer.codebook_size} but the manifest says {info.codebook_size}")
+    if problems:
+        raise ManifestError(f"tokenizer {path} has " + " and ".join(problems) + f"; pass the '{info.name}' tokenizer that made the shards")
+    if not tokenizer.can_decode:
+        raise DecoderUnavailable(f"tokenizer {path} ({tokenizer.family}) has no pixel decoder; train one with `vq-tok train-pixel-decoder`")
+    return tokenizer
+
+
+@torch.no_grad()
+def decode_tokens(tokenizer: Tokenizer, tokens: torch.Tensor, grid: tuple[int, ...]) -> np.ndarray:
+    """Tokens (B, seq_len) -> uint8 images (B, H, W, 3) via the decoder's [-1, 1] output."""
+    param = next(tokenizer.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    images = tokenizer.decode(tokens.reshape(tokens.shape[0], *grid).to(device))
+    scaled = ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return scaled.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def image_grid(images: np.ndarray, *, columns: int, pad: int = 2) -> np.ndarray:
+    """Tile (B, H, W, 3) uint8 images row-major into one image with ``pad`` black pixels between."""
+    count, height, width, channels = images.shape
+    rows = -(-count // columns)
+    canvas = np.zeros((rows * (height + pad) + pad, columns * (width + pad) + pad, channels), dtype=np.uint8)
+    for i, image in enumerate(images):
+        r, c = divmod(i, columns)
+        y, x = pad + r * (height + pad), pad + c * (width + pad)
+        canvas[y : y + height, x : x + width] = image
+    return canvas
+
+
+def write_png(path: str | os.PathLike[str], image: np.ndarray) -> Path:
+    """Encode a (H, W, 3) uint8 image as PNG and write it atomically."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    atomic_write_bytes(path, buffer.getvalue())
+    return Path(path)
+
+
+def write_npy(path: str | os.PathLike[str], array: np.ndarray) -> Path:
+    """Write an array as .npy atomically."""
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    atomic_write_bytes(path, buffer.getvalue())
+    return Path(path)

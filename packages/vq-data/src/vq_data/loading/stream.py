@@ -1,0 +1,47 @@
+"""Reading a run of epoch-stream positions from a shard set, opening only the shards it touches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vq_core import Manifest
+from vq_data.shards import iter_shard
+
+
+def iter_stream(
+    directory: Path, manifest: Manifest, order: Sequence[int], start: int, stop: int
+) -> Iterator[tuple[int, dict[str, Any], Path]]:
+    """Yield ``(position, sample, shard path)`` for stream positions ``start <= position < stop``.
+
+    The stream is the shards in ``order``; positions past its end wrap around to its start.  Shards
+    wholly before ``start`` are skipped without being opened.
+    """
+    counts = [manifest.shards[i].num_samples for i in order]
+    total = sum(counts)
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    position = start
+    while position < stop:
+        base = (position // total) * total
+        segment_stop = min(stop, base + total)
+        shard = int(np.searchsorted(bounds, position - base, side="right")) - 1
+        while position < segment_stop:
+            entry = manifest.shards[order[shard]]
+            first = position - base - int(bounds[shard])
+            last = min(int(bounds[shard + 1]), segment_stop - base) - int(bounds[shard])
+            path = directory / entry.name
+            if first < last:
+                samples = iter_shard(path, expected=entry.num_samples)
+                try:
+                    for offset, sample in enumerate(samples):
+                        if offset >= last:
+                            break
+                        if offset >= first:
+                            yield base + int(bounds[shard]) + offset, sample, path
+                finally:
+                    samples.close()
+            position = base + int(bounds[shard]) + last
+            shard += 1

@@ -1,0 +1,74 @@
+"""Image sources: folder, ImageNet-style, list file and the bundled demo photos."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from vq_data.sources.base import ImageRecord, ImageSource, SourceError, key_from_path
+from vq_data.sources.bundled import CLASSES as BUNDLED_CLASSES
+from vq_data.sources.bundled import BundledSource, available_photos
+from vq_data.sources.folder import FolderSource
+from vq_data.sources.imagenet import ImageNetSource, read_synset_map, read_val_labels
+from vq_data.sources.listfile import ListSource
+
+SourceKind = Literal["folder", "imagenet", "list", "bundled"]
+SOURCE_KINDS: tuple[str, ...] = ("folder", "imagenet", "list", "bundled")
+
+
+def infer_kind(location: str | os.PathLike[str]) -> SourceKind:
+    """Guess a source kind: ``bundled`` by name, a file is a list, a root with train/ or val/ is ImageNet."""
+    if str(location) == "bundled":
+        return "bundled"
+    path = Path(location)
+    if path.is_file():
+        return "list"
+    if (path / "train").is_dir() or (path / "val").is_dir():
+        return "imagenet"
+    return "folder"
+
+
+def make_source(
+    location: str | os.PathLike[str] | None,
+    *,
+    kind: SourceKind | None = None,
+    split: str | None = None,
+    crops_per_image: int = 0,
+    seed: int = 0,
+    synset_map: str | os.PathLike[str] | None = None,
+    val_labels: str | os.PathLike[str] | None = None,
+) -> ImageSource:
+    """Build the source for ``location`` (a folder, ImageNet root, list file, or ``"bundled"``)."""
+    kind = kind or infer_kind(location if location is not None else "bundled")
+    if kind == "bundled":
+        return BundledSource(crops_per_image=crops_per_image, seed=seed, split=split)
+    if location is None:
+        raise SourceError(f"a {kind} source needs a path")
+    if kind == "folder":
+        return FolderSource(location, split=split)
+    if kind == "list":
+        return ListSource(location, split=split)
+    if kind == "imagenet":
+        return ImageNetSource(location, split=split or "train", synset_map=synset_map, val_labels=val_labels)
+    raise SourceError(f"unknown source kind {kind!r}; choose one of {', '.join(SOURCE_KINDS)}")
+
+
+__all__ = [
+    "BUNDLED_CLASSES",
+    "SOURCE_KINDS",
+    "BundledSource",
+    "FolderSource",
+    "ImageNetSource",
+    "ImageRecord",
+    "ImageSource",
+    "ListSource",
+    "SourceError",
+    "SourceKind",
+    "available_photos",
+    "infer_kind",
+    "key_from_path",
+    "make_source",
+    "read_synset_map",
+    "read_val_labels",
+]

@@ -1,0 +1,193 @@
+"""``vq-tok``: train, tokenize, decode, reconstruct, convert, presets.
+
+Other modules contribute commands without editing the ones here: each module named in
+``COMMAND_MODULES`` defines ``register(main: click.Group) -> None`` and adds its commands (or
+subcommands of ``convert``, reachable as ``main.commands["convert"]``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+from typing import Any
+
+import click
+
+COMMAND_MODULES: tuple[str, ...] = ("vq_tokenizers.cli_vqkd",)
+
+
+def _parse_overrides(pairs: tuple[str, ...], what: str) -> dict[str, Any]:
+    """``key=value`` pairs (dotted keys nest, values parse as JSON when they can) -> nested dict."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not key=value", param_hint=what)
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        node = out
+        *parents, leaf = key.split(".")
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = value
+    return out
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="debug logging")
+def main(verbose: bool) -> None:
+    """Discrete image tokenizers: train, tokenize to shards, decode, convert published checkpoints."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.option("--family", default=None, help="vqgan | cvq | fsq (needed for per-family presets such as tiny)")
+@click.option("--preset", default="tiny", show_default=True)
+@click.option("--data", required=True, type=click.Path(exists=True), help="image shard set or image folder")
+@click.option("--out", required=True, type=click.Path(), help="checkpoint directory")
+@click.option("--steps", type=int, default=None)
+@click.option("--batch-size", type=int, default=None, help="global images per optimizer step")
+@click.option("--lr", type=float, default=None)
+@click.option("--device", default=None)
+@click.option("--resume", is_flag=True, help="continue from the latest checkpoint in --out")
+@click.option("--init-from", type=click.Path(exists=True), default=None, help="start from these weights")
+@click.option("--lpips-vgg", type=click.Path(), default=None, help="torchvision vgg16 weights for LPIPS")
+@click.option("--set", "model_set", multiple=True, help="model override key=value (e.g. quantizer.codebook_size=512)")
+@click.option("--loss-set", multiple=True, help="loss override key=value (e.g. perceptual_weight=0)")
+@click.option("--train-set", multiple=True, help="train override key=value (e.g. ema_decay=0.999)")
+def train(
+    family: str | None,
+    preset: str,
+    data: str,
+    out: str,
+    steps: int | None,
+    batch_size: int | None,
+    lr: float | None,
+    device: str | None,
+    resume: bool,
+    init_from: str | None,
+    lpips_vgg: str | None,
+    model_set: tuple[str, ...],
+    loss_set: tuple[str, ...],
+    train_set: tuple[str, ...],
+) -> None:
+    """Train a VQGAN / CVQ-VAE / FSQ tokenizer from a preset (single process, or under torchrun)."""
+    from vq_tokenizers.train_job import TrainJob, train_tokenizer
+
+    train_overrides = _parse_overrides(train_set, "--train-set")
+    for key, value in (("steps", steps), ("batch_size", batch_size), ("lr", lr), ("device", device)):
+        if value is not None:
+            train_overrides[key] = value
+    loss_overrides = _parse_overrides(loss_set, "--loss-set")
+    if lpips_vgg:
+        loss_overrides["lpips_vgg_weights"] = lpips_vgg
+    job = TrainJob(
+        family=family,
+        preset=preset,
+        model=_parse_overrides(model_set, "--set"),
+        loss=loss_overrides,
+        train=train_overrides,
+        data=data,
+        out=out,
+        resume=resume,
+        init_from=init_from,
+    )
+    metrics = train_tokenizer(job)
+    click.echo(json.dumps(metrics, indent=2))
+
+
+@main.command()
+@click.argument("source", type=click.Path(exists=True))
+@click.option("--ckpt", required=True, type=click.Path(exists=True), help="tokenizer checkpoint")
+@click.option("--out", required=True, type=click.Path(), help="token shard directory")
+@click.option("--samples-per-shard", type=int, default=256, show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--ten-crop", is_flag=True, help="store 10 crops per image (tokens (10, h, w))")
+@click.option("--device", default=None)
+@click.option("--overwrite", is_flag=True, help="start over instead of resuming a partial run")
+def tokenize(
+    source: str, ckpt: str, out: str, samples_per_shard: int, batch_size: int, ten_crop: bool, device: str | None, overwrite: bool
+) -> None:
+    """Tokenize an image shard set or folder SOURCE into token shards (resumes a partial run)."""
+    from vq_tokenizers.tokenize import tokenize_shards
+
+    manifest = tokenize_shards(
+        ckpt, source, out, samples_per_shard=samples_per_shard, ten_crop=ten_crop, batch_size=batch_size, device=device,
+        overwrite=overwrite,
+    )
+    click.echo(f"{manifest.num_samples} images -> {len(manifest.shards)} token shards in {out}")
+
+
+@main.command()
+@click.argument("tokens", type=click.Path(exists=True))
+@click.option("--ckpt", required=True, type=click.Path(exists=True))
+@click.option("--out", required=True, type=click.Path())
+@click.option("--limit", type=int, default=None, help="decode at most this many samples")
+@click.option("--device", default=None)
+def decode(tokens: str, ckpt: str, out: str, limit: int | None, device: str | None) -> None:
+    """Decode the token shards TOKENS back to PNG images."""
+    from vq_tokenizers.tokenize import decode_shards
+
+    paths = decode_shards(tokens, ckpt, out, limit=limit, device=device)
+    click.echo(f"wrote {len(paths)} images to {out}")
+
+
+@main.command()
+@click.argument("image", type=click.Path(exists=True))
+@click.option("--ckpt", required=True, type=click.Path(exists=True))
+@click.option("--out", required=True, type=click.Path(), help="PNG: input | reconstruction")
+@click.option("--device", default=None)
+def reconstruct(image: str, ckpt: str, out: str, device: str | None) -> None:
+    """IMAGE -> tokens -> image, written side by side."""
+    from vq_tokenizers.tokenize import reconstruct_image
+
+    stats = reconstruct_image(image, ckpt, out, device=device)
+    click.echo(json.dumps(stats))
+
+
+@main.group()
+def convert() -> None:
+    """Convert published tokenizer checkpoints into vq checkpoints."""
+
+
+@convert.command("taming")
+@click.argument("checkpoint", type=click.Path(exists=True))
+@click.option("--out", required=True, type=click.Path())
+@click.option("--image-size", type=int, default=256, show_default=True)
+def convert_taming_cmd(checkpoint: str, out: str, image_size: int) -> None:
+    """A taming-transformers VQGAN .ckpt -> vq checkpoint (family vqgan)."""
+    from vq_tokenizers.converters import convert_taming
+
+    click.echo(convert_taming(checkpoint, out, image_size=image_size))
+
+
+@convert.command("llamagen")
+@click.argument("checkpoint", type=click.Path(exists=True))
+@click.option("--out", required=True, type=click.Path())
+@click.option("--image-size", type=int, default=256, show_default=True)
+@click.option("--weights", type=click.Choice(["ema", "model"]), default="ema", show_default=True)
+def convert_llamagen_cmd(checkpoint: str, out: str, image_size: int, weights: str) -> None:
+    """A LlamaGen VQ-16/VQ-8 .pt -> vq checkpoint (family vqgan, cosine codebook)."""
+    from vq_tokenizers.converters import convert_llamagen
+
+    click.echo(convert_llamagen(checkpoint, out, image_size=image_size, weights=weights))
+
+
+@main.command()
+def presets() -> None:
+    """List the named presets."""
+    from vq_tokenizers.presets import PRESETS
+
+    for (family, name), preset in sorted(PRESETS.items()):
+        click.echo(f"{family:6s} {name:28s} {preset.description}")
+
+
+for _module in COMMAND_MODULES:
+    importlib.import_module(_module).register(main)
+
+
+if __name__ == "__main__":  # torchrun -m vq_tokenizers.cli train ...
+    main()

@@ -1,0 +1,181 @@
+"""``vq-tok`` commands of the teacher-based tokenizers: train-vqkd, train-cluster, train-pixel-decoder,
+convert beit.  Registered into the ``vq-tok`` group by ``cli.COMMAND_MODULES``.
+
+Teachers are given as specs (``clip:DIR``, ``clip-proj:DIR``, ``dino:DIR``, ``dinov2:DIR``,
+``tv-vit_b_16:FILE``, ``tv-convnext_tiny:FILE``; ``random-clip:tiny`` is a seeded random CLIP for demos
+only), see ``vq_tokenizers.teachers.loading``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from vq_tokenizers.cli import _parse_overrides
+
+TEACHER_HELP = "teacher spec kind:path (clip:DIR, clip-proj:DIR, dino:DIR, dinov2:DIR, tv-vit_b_16:FILE, random-clip:tiny)"
+
+
+def _teacher(spec: str, layer: int | None, size: int | None):
+    from vq_tokenizers.teachers import TeacherError, load_teacher
+
+    try:
+        return load_teacher(spec, layer=layer, image_size=size)
+    except (TeacherError, ValueError) as err:
+        raise click.BadParameter(str(err), param_hint="--teacher") from err
+
+
+@click.command("train-vqkd")
+@click.option("--teacher", required=True, help=TEACHER_HELP)
+@click.option("--teacher-layer", type=int, default=None, help="hidden state to distil (default: final output)")
+@click.option("--teacher-size", type=int, default=None, help="teacher input size (default: its own)")
+@click.option("--preset", default="tiny", show_default=True, help="tiny | vqkd_clip_8192")
+@click.option("--data", required=True, type=click.Path(exists=True), help="image shard set or image folder")
+@click.option("--out", required=True, type=click.Path(), help="run directory")
+@click.option("--steps", type=int, default=None)
+@click.option("--batch-size", type=int, default=None)
+@click.option("--lr", type=float, default=None)
+@click.option("--device", default=None)
+@click.option("--resume", is_flag=True, help="continue from the latest checkpoint in --out")
+@click.option("--set", "model_set", multiple=True, help="model override key=value (e.g. quantizer.codebook_size=512)")
+@click.option("--train-set", multiple=True, help="train override key=value (e.g. warmup_steps=100)")
+def train_vqkd_cmd(
+    teacher: str,
+    teacher_layer: int | None,
+    teacher_size: int | None,
+    preset: str,
+    data: str,
+    out: str,
+    steps: int | None,
+    batch_size: int | None,
+    lr: float | None,
+    device: str | None,
+    resume: bool,
+    model_set: tuple[str, ...],
+    train_set: tuple[str, ...],
+) -> None:
+    """Distil a teacher's patch features into VQ-KD tokens (BEiT v2)."""
+    from vq_tokenizers.vqkd_training import train_vqkd
+
+    train = _parse_overrides(train_set, "--train-set")
+    for key, value in (("steps", steps), ("batch_size", batch_size), ("lr", lr), ("device", device)):
+        if value is not None:
+            train[key] = value
+    metrics = train_vqkd(
+        _teacher(teacher, teacher_layer, teacher_size), data, out, preset=preset,
+        model=_parse_overrides(model_set, "--set"), train=train, resume=resume,
+    )
+    click.echo(json.dumps(metrics, indent=2))
+
+
+@click.command("train-cluster")
+@click.option("--teacher", required=True, help=TEACHER_HELP)
+@click.option("--teacher-layer", type=int, default=None, help="hidden state to cluster (default: final output)")
+@click.option("--teacher-size", type=int, default=None, help="teacher input size (default: its own)")
+@click.option("--k", "k", type=int, default=8192, show_default=True, help="codebook size")
+@click.option("--data", required=True, type=click.Path(exists=True), help="image shard set or image folder")
+@click.option("--out", required=True, type=click.Path(), help="checkpoint file to write")
+@click.option("--image-size", type=int, default=None, help="tokenizer input size (default: the teacher's)")
+@click.option("--batch-size", type=int, default=64, show_default=True, help="images per feature batch")
+@click.option("--epochs", type=int, default=1, show_default=True, help="mini-batch k-means passes over the data")
+@click.option("--refine-passes", type=int, default=2, show_default=True, help="exact (streamed) Lloyd passes afterwards")
+@click.option("--anchor-passes", type=int, default=0, show_default=True, help="passes re-seeding unused codes from anchors")
+@click.option("--max-images", type=int, default=None, help="use at most this many images")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default=None)
+def train_cluster_cmd(
+    teacher: str,
+    teacher_layer: int | None,
+    teacher_size: int | None,
+    k: int,
+    data: str,
+    out: str,
+    image_size: int | None,
+    batch_size: int,
+    epochs: int,
+    refine_passes: int,
+    anchor_passes: int,
+    max_images: int | None,
+    seed: int,
+    device: str | None,
+) -> None:
+    """Cluster a teacher's patch features into a k-code tokenizer (streaming, memory-bounded k-means)."""
+    from vq_tokenizers.base import save_tokenizer
+    from vq_tokenizers.cluster import SourceBatches, fit_cluster_tokenizer
+
+    model_teacher = _teacher(teacher, teacher_layer, teacher_size)
+    size = image_size or model_teacher.image_size
+    batches = SourceBatches(data, image_size=size, batch_size=batch_size, limit=max_images)
+    model, report = fit_cluster_tokenizer(
+        model_teacher, batches, k, image_size=size, epochs=epochs, refine_passes=refine_passes,
+        anchor_passes=anchor_passes, seed=seed, device=device,
+    )
+    save_tokenizer(model.cpu(), out, state={"fit": report.as_dict(), "data": str(data)})
+    click.echo(json.dumps({"checkpoint": out, **report.as_dict()}, indent=2))
+
+
+@click.command("train-pixel-decoder")
+@click.option("--tokenizer", required=True, type=click.Path(exists=True), help="frozen VQ-KD / Cluster checkpoint")
+@click.option("--preset", default="tiny", show_default=True, help="tiny | vqgan | llamagen")
+@click.option("--data", required=True, type=click.Path(exists=True), help="image shard set or image folder")
+@click.option("--out", required=True, type=click.Path(), help="run directory (tokenizer.pt is the pixel tokenizer)")
+@click.option("--embedding", type=click.Choice(["codebook", "learned"]), default=None, help="token embedding (default codebook)")
+@click.option("--steps", type=int, default=None)
+@click.option("--batch-size", type=int, default=None)
+@click.option("--lr", type=float, default=None)
+@click.option("--device", default=None)
+@click.option("--resume", is_flag=True)
+@click.option("--lpips-vgg", type=click.Path(), default=None, help="torchvision vgg16 weights for LPIPS")
+@click.option("--set", "model_set", multiple=True, help="decoder override key=value (e.g. ch=64)")
+@click.option("--loss-set", multiple=True, help="loss override key=value (e.g. perceptual_weight=0)")
+@click.option("--train-set", multiple=True, help="train override key=value")
+def train_pixel_decoder_cmd(
+    tokenizer: str,
+    preset: str,
+    data: str,
+    out: str,
+    embedding: str | None,
+    steps: int | None,
+    batch_size: int | None,
+    lr: float | None,
+    device: str | None,
+    resume: bool,
+    lpips_vgg: str | None,
+    model_set: tuple[str, ...],
+    loss_set: tuple[str, ...],
+    train_set: tuple[str, ...],
+) -> None:
+    """Train a conv pixel decoder on the frozen tokens of TOKENIZER (same token space, now decodable)."""
+    from vq_tokenizers.pixel_decoder_training import train_pixel_decoder
+
+    decoder = _parse_overrides(model_set, "--set")
+    if embedding:
+        decoder["embedding"] = embedding
+    loss = _parse_overrides(loss_set, "--loss-set")
+    if lpips_vgg:
+        loss["lpips_vgg_weights"] = lpips_vgg
+    train = _parse_overrides(train_set, "--train-set")
+    for key, value in (("steps", steps), ("batch_size", batch_size), ("lr", lr), ("device", device)):
+        if value is not None:
+            train[key] = value
+    metrics = train_pixel_decoder(tokenizer, data, out, preset=preset, decoder=decoder, loss=loss, train=train, resume=resume)
+    click.echo(json.dumps(metrics, indent=2))
+
+
+@click.command("beit")
+@click.argument("checkpoint", type=click.Path(exists=True))
+@click.argument("out", type=click.Path())
+@click.option("--heads", type=int, default=None, help="attention heads (default: width / 64, as BEiT)")
+def convert_beit_cmd(checkpoint: str, out: str, heads: int | None) -> None:
+    """A BEiT v2 VQ-KD .pth (microsoft/unilm beit2) -> vq checkpoint OUT (family vqkd)."""
+    from vq_tokenizers.converters import convert_beit
+
+    click.echo(convert_beit(checkpoint, out, heads=heads))
+
+
+def register(main: click.Group) -> None:
+    """Add these commands to ``vq-tok`` (and ``beit`` under ``vq-tok convert``)."""
+    for command in (train_vqkd_cmd, train_cluster_cmd, train_pixel_decoder_cmd):
+        main.add_command(command)
+    main.commands["convert"].add_command(convert_beit_cmd)

@@ -1,0 +1,112 @@
+"""The VQGAN objective: pixel (L1 and/or MSE) + LPIPS + codebook loss + adaptively weighted hinge GAN.
+
+Generator: ``rec = l1_w*L1 + l2_w*MSE + perceptual_w*LPIPS``;
+``loss = rec + codebook_w*q_loss + gan_w * lambda * g`` where ``g = -E[D(x_hat)]`` and ``lambda`` is
+the adaptive weight (``adaptive_gain * ||grad rec|| / ||grad g||`` at the decoder's last layer), or 1
+when ``adaptive_gain`` is None (LlamaGen).  Discriminator: ``gan_w * hinge(D(x), D(x_hat))``.
+The discriminator lives here, not in the tokenizer, so tokenizer checkpoints stay free of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from vq_core import StrictConfig
+from vq_tokenizers.losses.adaptive import adaptive_generator_weight
+from vq_tokenizers.losses.discriminator import NLayerDiscriminator, hinge_d_loss, hinge_g_loss
+from vq_tokenizers.losses.lpips import LPIPS
+
+
+class LossConfig(StrictConfig):
+    """Weights of the VQGAN objective and the discriminator's shape."""
+
+    l1_weight: float = Field(default=1.0, ge=0)
+    l2_weight: float = Field(default=0.0, ge=0)
+    perceptual_weight: float = Field(default=1.0, ge=0, description="0 disables LPIPS (no VGG weights needed)")
+    lpips_vgg_weights: str | None = Field(default=None, description="torchvision vgg16 state dict; default: torch hub cache")
+    codebook_weight: float = Field(default=1.0, ge=0)
+    gan_weight: float = Field(default=1.0, ge=0, description="scales both the generator and discriminator GAN terms")
+    adaptive_gain: float | None = Field(default=0.8, ge=0, description="None: no adaptive weight (weight 1)")
+    disc_layers: int = Field(default=3, ge=1, description="PatchGAN depth (published: 3, or 2 in 'dd2' setups)")
+    disc_channels: int = Field(default=64, gt=0)
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module) -> Iterator[nn.Module]:
+    """Let gradients flow *through* ``module`` without accumulating into its parameters."""
+    flags = [p.requires_grad for p in module.parameters()]
+    module.requires_grad_(False)
+    try:
+        yield module
+    finally:
+        for p, flag in zip(module.parameters(), flags):
+            p.requires_grad_(flag)
+
+
+class VQGANLoss(nn.Module):
+    def __init__(self, config: LossConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.discriminator = NLayerDiscriminator(3, config.disc_channels, config.disc_layers)
+        self.lpips = LPIPS(config.lpips_vgg_weights) if config.perceptual_weight > 0 else None
+
+    def reconstruction(self, images: torch.Tensor, recon: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Weighted pixel + perceptual loss (the 'nll' the adaptive weight balances against)."""
+        c = self.config
+        recon = recon.float()
+        images = images.float()
+        logs: dict[str, torch.Tensor] = {}
+        total = recon.new_zeros(())
+        if c.l1_weight > 0:
+            logs["l1"] = F.l1_loss(recon, images)
+            total = total + c.l1_weight * logs["l1"]
+        if c.l2_weight > 0:
+            logs["mse"] = F.mse_loss(recon, images)
+            total = total + c.l2_weight * logs["mse"]
+        if self.lpips is not None:
+            logs["lpips"] = self.lpips(images, recon).float().mean()
+            total = total + c.perceptual_weight * logs["lpips"]
+        logs["rec"] = total
+        return total, logs
+
+    def generator(
+        self,
+        images: torch.Tensor,
+        recon: torch.Tensor,
+        quant_loss: torch.Tensor,
+        last_layer: torch.Tensor,
+        *,
+        with_gan: bool,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Total generator loss and its components (detached copies for logging are the caller's job)."""
+        c = self.config
+        rec, logs = self.reconstruction(images, recon)
+        loss = rec + c.codebook_weight * quant_loss
+        logs["quant"] = quant_loss
+        if with_gan and c.gan_weight > 0:
+            with frozen(self.discriminator):
+                g_loss = hinge_g_loss(self.discriminator(recon).float())
+            if c.adaptive_gain is None:
+                weight = g_loss.new_ones(())
+            elif torch.is_grad_enabled():
+                weight = adaptive_generator_weight(rec, g_loss, last_layer, c.adaptive_gain)
+            else:  # evaluation: no graph to differentiate
+                weight = g_loss.new_zeros(())
+            loss = loss + c.gan_weight * weight * g_loss
+            logs["g"] = g_loss
+            logs["adaptive_weight"] = weight
+        logs["loss"] = loss
+        return loss, logs
+
+    def discriminator_loss(self, images: torch.Tensor, recon: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Hinge loss on real images and (detached) reconstructions, each batch through D on its own."""
+        logits_real = self.discriminator(images.detach()).float()
+        logits_fake = self.discriminator(recon.detach()).float()
+        d_loss = self.config.gan_weight * hinge_d_loss(logits_real, logits_fake)
+        return d_loss, {"d": d_loss, "logits_real": logits_real.mean(), "logits_fake": logits_fake.mean()}

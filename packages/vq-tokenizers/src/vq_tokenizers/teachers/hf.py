@@ -1,0 +1,158 @@
+"""Hugging Face ``transformers`` teachers: CLIP vision towers, ViT/DINO and DINOv2.
+
+Patch features are the chosen hidden state without the class token: by default the model's final
+output (CLIP: ``last_hidden_state``, which has no final norm; ViT/DINO and DINOv2: after their final
+LayerNorm), or ``hidden_states[layer]``.  ``project=True`` (CLIP only) applies CLIP's post-LayerNorm
+and visual projection to every patch token, which is the VQ-KD target of BEiT v2 (512-d for ViT-B/16).
+Weights load with ``local_files_only=True``: nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import (
+    CLIPVisionConfig,
+    CLIPVisionModel,
+    CLIPVisionModelWithProjection,
+    Dinov2Config,
+    Dinov2Model,
+    PretrainedConfig,
+    PreTrainedModel,
+    ViTConfig,
+    ViTModel,
+)
+
+from vq_tokenizers.teachers.base import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, Teacher, TeacherConfig, TeacherError
+
+HF_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+_VOLATILE_KEYS = {"transformers_version", "_name_or_path", "architectures", "dtype", "torch_dtype"}
+_CONFIG_CLASSES: dict[str, type[PretrainedConfig]] = {"clip": CLIPVisionConfig, "vit": ViTConfig, "dinov2": Dinov2Config}
+_DEFAULT_NORM = {"clip": (CLIP_MEAN, CLIP_STD), "vit": (IMAGENET_MEAN, IMAGENET_STD), "dinov2": (IMAGENET_MEAN, IMAGENET_STD)}
+
+
+def _model_class(kind: str, project: bool) -> type[PreTrainedModel]:
+    if kind == "clip":
+        return CLIPVisionModelWithProjection if project else CLIPVisionModel
+    if project:
+        raise ValueError(f"teacher kind {kind!r} has no projection head; project=True is for clip only")
+    return {"vit": ViTModel, "dinov2": Dinov2Model}[kind]
+
+
+def _instantiate(cls: type[PreTrainedModel], config: PretrainedConfig) -> PreTrainedModel:
+    return cls(config, add_pooling_layer=False) if cls is ViTModel else cls(config)
+
+
+def arch_dict(config: PretrainedConfig) -> dict[str, Any]:
+    """A Hugging Face config as plain JSON data, without the keys that change with the library version."""
+    return {k: v for k, v in config.to_diff_dict().items() if k not in _VOLATILE_KEYS and not k.startswith("_")}
+
+
+class HFTeacher(Teacher):
+    """A ``transformers`` vision model (``self.model``) read out as patch features."""
+
+    def __init__(self, config: TeacherConfig, model: PreTrainedModel | None = None) -> None:
+        super().__init__(config)
+        cls = _model_class(config.kind, config.project)
+        hf_config = _CONFIG_CLASSES[config.kind].from_dict(dict(config.arch))
+        self.model = model if model is not None else _instantiate(cls, hf_config)
+        self._hf_config = self.model.config
+        depth = self._hf_config.num_hidden_layers
+        if config.layer is not None and not -(depth + 1) <= config.layer <= depth:
+            raise ValueError(f"teacher layer {config.layer} is out of range for a {depth}-block {config.kind} model")
+        if config.image_size % self._hf_config.patch_size:
+            patch = self._hf_config.patch_size
+            raise ValueError(f"teacher image_size {config.image_size} is not a multiple of patch size {patch}")
+        self.model.float()
+        self.freeze()
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        side = self.image_size // self._hf_config.patch_size
+        return (side, side)
+
+    @property
+    def dim(self) -> int:
+        return self._hf_config.projection_dim if self.config.project else self._hf_config.hidden_size
+
+    def forward_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        wants_hidden = self.config.layer is not None
+        kwargs: dict[str, Any] = {"output_hidden_states": wants_hidden}
+        if self.config.kind != "dinov2" and self.image_size != self._hf_config.image_size:
+            kwargs["interpolate_pos_encoding"] = True  # DINOv2 always interpolates
+        # CLIPVisionModelWithProjection wraps the tower in `vision_model`; the other classes are the tower
+        tower = getattr(self.model, "vision_model", self.model)
+        out = tower(pixel_values=pixels, **kwargs)
+        hidden = out.hidden_states[self.config.layer] if wants_hidden else out.last_hidden_state
+        patches = hidden[:, 1:]
+        if self.config.project:
+            patches = self.model.visual_projection(tower.post_layernorm(patches))
+        return patches
+
+
+def _check_hf_dir(path: Path, kind: str) -> None:
+    if not path.is_dir():
+        raise TeacherError(
+            f"{kind} teacher: {path} is not a directory; pass a local Hugging Face model directory "
+            f"(config.json + model.safetensors, e.g. saved with save_pretrained) - nothing is downloaded"
+        )
+    if not (path / "config.json").is_file():
+        raise TeacherError(f"{kind} teacher: {path / 'config.json'} is missing; {path} is not a Hugging Face model directory")
+    if not any((path / name).is_file() for name in HF_WEIGHT_FILES):
+        raise TeacherError(f"{kind} teacher: no weights in {path} (expected one of {', '.join(HF_WEIGHT_FILES)})")
+
+
+def _preprocessor_defaults(path: Path) -> dict[str, Any]:
+    """Mean, std and input size from ``preprocessor_config.json`` when the directory has one."""
+    file = path / "preprocessor_config.json"
+    if not file.is_file():
+        return {}
+    data = json.loads(file.read_text(encoding="utf-8"))
+    out: dict[str, Any] = {}
+    if "image_mean" in data and "image_std" in data:
+        out["mean"], out["std"] = tuple(data["image_mean"]), tuple(data["image_std"])
+    crop = data.get("crop_size")
+    if isinstance(crop, dict) and "height" in crop:
+        out["image_size"] = int(crop["height"])
+    elif isinstance(crop, int):
+        out["image_size"] = crop
+    return out
+
+
+def load_hf_teacher(
+    kind: str, path: str | Path, *, image_size: int | None = None, layer: int | None = None, project: bool = False
+) -> HFTeacher:
+    """Load a ``transformers`` teacher from a local directory (a CLIP directory may hold a full CLIPModel)."""
+    path = Path(path)
+    _check_hf_dir(path, kind)
+    cls = _model_class(kind, project)
+    try:
+        model = cls.from_pretrained(path, local_files_only=True, **({"add_pooling_layer": False} if cls is ViTModel else {}))
+    except (OSError, ValueError, KeyError, RuntimeError) as err:
+        raise TeacherError(f"{kind} teacher: cannot load {cls.__name__} from {path} ({type(err).__name__}: {err})") from err
+    if kind == "clip" and project and not hasattr(model, "visual_projection"):
+        raise TeacherError(f"{path}: this CLIP checkpoint has no visual projection")
+    defaults = _preprocessor_defaults(path)
+    mean, std = defaults.get("mean", _DEFAULT_NORM[kind][0]), defaults.get("std", _DEFAULT_NORM[kind][1])
+    size = image_size or defaults.get("image_size") or (224 if kind == "dinov2" else model.config.image_size)
+    config = TeacherConfig(
+        kind=kind, arch=arch_dict(model.config), image_size=size, layer=layer, project=project, mean=mean, std=std,
+        source=str(path),
+    )
+    return HFTeacher(config, model)
+
+
+def random_clip_teacher(config: CLIPVisionConfig, *, seed: int, image_size: int | None = None, source: str) -> HFTeacher:
+    """A randomly initialised CLIP vision tower (seeded) - for demos and tests only, its features mean nothing."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model: nn.Module = CLIPVisionModel(config)
+    teacher_config = TeacherConfig(
+        kind="clip", arch=arch_dict(config), image_size=image_size or config.image_size, mean=CLIP_MEAN, std=CLIP_STD,
+        source=source,
+    )
+    return HFTeacher(teacher_config, model)

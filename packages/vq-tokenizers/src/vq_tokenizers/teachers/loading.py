@@ -1,0 +1,64 @@
+"""Teacher specs (``kind:path``) for CLIs and configs, and rebuilding a teacher from its config.
+
+Specs:
+
+=======================  =====================================================================
+``clip:DIR``             transformers ``CLIPVisionModel``: last hidden state, patch tokens
+``clip-proj:DIR``        CLIP patch tokens through post-LayerNorm + visual projection (BEiT v2)
+``dino:DIR``/``vit:DIR`` transformers ``ViTModel`` (e.g. a DINO ViT-B/16), final LayerNorm output
+``dinov2:DIR``           transformers ``Dinov2Model``
+``tv-<arch>:FILE``       torchvision ``vit_b_16`` ... or ``convnext_tiny`` ... state-dict file
+``random-clip:tiny``     a randomly initialised, seeded 2-layer CLIP (32 px, 4x4 patches of dim 32);
+                         its features are meaningless - for demos and tests only
+=======================  =====================================================================
+"""
+
+from __future__ import annotations
+
+from transformers import CLIPVisionConfig
+
+from vq_tokenizers.teachers.base import Teacher, TeacherConfig
+from vq_tokenizers.teachers.hf import HFTeacher, load_hf_teacher, random_clip_teacher
+from vq_tokenizers.teachers.torchvision_models import TorchvisionTeacher, load_torchvision_teacher
+
+RANDOM_TEACHERS: dict[str, CLIPVisionConfig] = {
+    "tiny": CLIPVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, image_size=32, patch_size=8,
+        projection_dim=16,
+    ),
+}
+RANDOM_SEED = 0
+_HF_KINDS = {
+    "clip": ("clip", False),
+    "clip-proj": ("clip", True),
+    "dino": ("vit", False),
+    "vit": ("vit", False),
+    "dinov2": ("dinov2", False),
+}
+
+
+def build_teacher(config: TeacherConfig) -> Teacher:
+    """The network a config describes, with fresh weights (a checkpoint's state dict fills them)."""
+    if config.kind in ("clip", "vit", "dinov2"):
+        return HFTeacher(config)
+    return TorchvisionTeacher(config)
+
+
+def load_teacher(spec: str, *, image_size: int | None = None, layer: int | None = None) -> Teacher:
+    """A frozen teacher from a spec such as ``clip:/models/clip-vit-b16`` (see the module docstring)."""
+    kind, sep, location = spec.partition(":")
+    if not sep or not location:
+        raise ValueError(f"teacher spec {spec!r} is not kind:path (e.g. clip:/models/clip-vit-base-patch16)")
+    if kind in _HF_KINDS:
+        hf_kind, project = _HF_KINDS[kind]
+        return load_hf_teacher(hf_kind, location, image_size=image_size, layer=layer, project=project)
+    if kind.startswith("tv-"):
+        return load_torchvision_teacher(kind[3:], location, layer=layer, image_size=image_size)
+    if kind == "random-clip":
+        if location not in RANDOM_TEACHERS:
+            raise ValueError(f"unknown random teacher {location!r}; known: {sorted(RANDOM_TEACHERS)}")
+        if layer is not None:
+            raise ValueError("random-clip teachers read the last layer only")
+        return random_clip_teacher(RANDOM_TEACHERS[location], seed=RANDOM_SEED, image_size=image_size, source=spec)
+    known = sorted([*_HF_KINDS, "tv-<torchvision arch>", "random-clip"])
+    raise ValueError(f"unknown teacher kind {kind!r} in spec {spec!r}; known: {known}")

@@ -1,0 +1,316 @@
+"""Training VQ-KD: presets, the optimisation config, and the loop that distils a teacher into tokens.
+
+Per step: teacher features of the batch (frozen, fp32, resampled to the student's token grid when the
+grids differ), the student's forward (bf16 autocast on CUDA; the codebook's EMA/k-means updates happen
+inside the quantizer in train mode), ``loss = (1 - cos) + codebook loss``, AdamW with BEiT v2's
+schedule (linear warmup, cosine decay to ``min_lr``; no weight decay on biases, norms, position
+embeddings and class tokens).  Checkpoints hold the weights, optimizer, RNG states and the teacher's
+config, so ``resume`` refuses a different teacher; a non-finite loss stops the run before the
+optimizer step.  Files in the output directory follow the conv trainer's layout (``step_*.pt``,
+``tokenizer.pt``, ``metrics.jsonl``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from vq_core import CheckpointError, StrictConfig, config_hash, load_checkpoint
+from vq_tokenizers.base import save_tokenizer
+from vq_tokenizers.teachers import Teacher, load_teacher, resample_grid
+from vq_tokenizers.train_job import deep_merge
+from vq_tokenizers.training import ImageBatches
+from vq_tokenizers.training.checkpoints import FINAL_NAME, latest_checkpoint, prune_checkpoints, step_checkpoint_path
+from vq_tokenizers.vqkd import VQKD, VQKDConfig, cosine_distance_loss
+
+log = logging.getLogger(__name__)
+
+
+class VQKDTrainConfig(StrictConfig):
+    """Optimisation of one VQ-KD run (defaults: BEiT v2 at a global batch of 512)."""
+
+    steps: int = Field(default=1000, gt=0)
+    batch_size: int = Field(default=64, gt=0, description="images per optimizer step")
+    lr: float = Field(default=2e-4, gt=0, description="peak learning rate (BEiT v2: 5e-5 per 128 images)")
+    min_lr: float = Field(default=1e-5, ge=0)
+    warmup_steps: int = Field(default=0, ge=0)
+    weight_decay: float = Field(default=1e-4, ge=0)
+    betas: tuple[float, float] = (0.9, 0.99)
+    grad_clip: float | None = Field(default=None, gt=0)
+    log_every: int = Field(default=50, gt=0)
+    ckpt_every: int = Field(default=1000, gt=0)
+    keep_checkpoints: int = Field(default=3, gt=0)
+    seed: int = 0
+    device: str | None = None
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+
+    def lr_at(self, step: int) -> float:
+        """Linear warmup to ``lr``, then half a cosine down to ``min_lr`` at ``steps``."""
+        if step < self.warmup_steps:
+            return self.lr * (step + 1) / self.warmup_steps
+        progress = (step - self.warmup_steps) / max(self.steps - self.warmup_steps, 1)
+        return self.min_lr + 0.5 * (self.lr - self.min_lr) * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+class VQKDPreset(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
+
+    name: str
+    model: dict[str, Any]
+    train: VQKDTrainConfig
+    teacher: str = Field(description="the teacher the published setup distils (a spec kind)")
+    description: str
+
+
+def _codebook(size: int, dim: int) -> dict[str, Any]:
+    return {"codebook_size": size, "dim": dim, "distance": "cosine"}
+
+
+VQKD_PRESETS: dict[str, VQKDPreset] = {
+    p.name: p
+    for p in (
+        VQKDPreset(
+            name="vqkd_clip_8192",
+            model={
+                "encoder": {"image_size": 224, "patch_size": 16, "dim": 768, "depth": 12, "heads": 12},
+                "decoder": {"image_size": 14, "patch_size": 1, "in_channels": 32, "dim": 768, "depth": 1, "heads": 12},
+                "quantizer": _codebook(8192, 32),
+                "target_dim": 512,
+            },
+            # 100 ImageNet epochs at batch 512 (2502 steps each), 10 warmup epochs (BEiT v2 TOKENIZER.md)
+            train=VQKDTrainConfig(steps=250_200, batch_size=512, lr=2e-4, min_lr=1e-5, warmup_steps=25_020, ckpt_every=5000),
+            teacher="clip-proj",
+            description="BEiT v2 VQ-KD: ViT-B/16 encoder, 8192 x 32 cosine codes, 1-block decoder, CLIP ViT-B/16 (512-d) targets",
+        ),
+        VQKDPreset(
+            name="tiny",
+            model={
+                "encoder": {"image_size": 32, "patch_size": 8, "dim": 64, "depth": 2, "heads": 4},
+                "decoder": {"image_size": 4, "patch_size": 1, "in_channels": 32, "dim": 64, "depth": 1, "heads": 4},
+                "quantizer": _codebook(256, 32),
+                "target_dim": 32,
+            },
+            train=VQKDTrainConfig(steps=200, batch_size=16, lr=1e-3, min_lr=1e-4, warmup_steps=10, log_every=20, ckpt_every=100),
+            teacher="random-clip",
+            description="CPU-sized VQ-KD: 32 px, patch 8 (4x4 tokens), 2 blocks of width 64, 256 x 32 cosine codes",
+        ),
+    )
+}
+
+
+def vqkd_config_for(preset: str, teacher: Teacher, overrides: dict[str, Any] | None = None) -> VQKDConfig:
+    """A preset's model config with ``target_dim`` set to the teacher's width (and any overrides applied)."""
+    if preset not in VQKD_PRESETS:
+        raise KeyError(f"no VQ-KD preset {preset!r}; known: {sorted(VQKD_PRESETS)}")
+    data = deep_merge(dict(VQKD_PRESETS[preset].model), {"target_dim": teacher.dim})
+    data = deep_merge(data, overrides or {})
+    config = VQKDConfig.from_dict(data, source=f"vqkd preset {preset} + overrides")
+    if config.target_dim != teacher.dim:
+        raise ValueError(f"target_dim {config.target_dim} does not match the teacher's feature width {teacher.dim}")
+    return config
+
+
+class NonFiniteLossError(RuntimeError):
+    """The VQ-KD loss became NaN/inf; the run stopped before the optimizer step."""
+
+
+class VQKDTrainer:
+    """Distil ``teacher`` into ``model``'s tokens, writing checkpoints into ``checkpoint_dir``.
+
+    ``data`` yields image batches (B, 3, S, S) in [-1, 1]; an object with ``iter_from(batch_index)``
+    (such as ``training.ImageBatches``) restarts at the right batch on resume.
+    """
+
+    def __init__(
+        self,
+        model: VQKD,
+        teacher: Teacher,
+        data: Iterable[torch.Tensor],
+        config: VQKDTrainConfig,
+        checkpoint_dir: str | Path,
+    ) -> None:
+        if teacher.dim != model.config.target_dim:
+            raise ValueError(
+                f"teacher {teacher.config.source or teacher.kind} gives {teacher.dim}-d features but the model predicts "
+                f"target_dim {model.config.target_dim}; build the config with vqkd_config_for(preset, teacher)"
+            )
+        self.config = config
+        self.checkpoint_dir = Path(checkpoint_dir)
+        self.device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        torch.manual_seed(config.seed)
+        np.random.seed(config.seed % 2**32)
+        random.seed(config.seed)
+        self.model = model.to(self.device).train()
+        self.teacher = teacher.to(self.device)
+        self.data = data
+        self.step = 0
+        decay, no_decay = [], []
+        for name, param in model.named_parameters():
+            if not param.requires_grad:
+                continue
+            plain = param.ndim <= 1 or name.endswith(("pos_embed", "cls_token"))
+            (no_decay if plain else decay).append(param)
+        self.optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=config.lr,
+            betas=config.betas,
+        )
+        self.autocast = config.precision == "bf16" or (config.precision == "auto" and self.device.type == "cuda")
+        self._sums: dict[str, torch.Tensor] = {}
+        self._count = 0
+        self._usage = torch.zeros(model.codebook_size, dtype=torch.long, device=self.device)
+
+    # --- checkpoints ----------------------------------------------------------------------------
+    def _state(self) -> dict[str, Any]:
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "train_config": self.config.model_dump(mode="json"),
+            "teacher": self.teacher.config.model_dump(mode="json"),
+            "teacher_hash": config_hash(self.teacher.config),
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+        }
+
+    def save_checkpoint(self) -> Path:
+        path = step_checkpoint_path(self.checkpoint_dir, self.step)
+        save_tokenizer(self.model, path, step=self.step, state=self._state())
+        prune_checkpoints(self.checkpoint_dir, self.config.keep_checkpoints)
+        return path
+
+    def export(self) -> Path:
+        """The tokenizer alone (with the teacher's config for provenance) as ``tokenizer.pt``."""
+        state = {"teacher": self.teacher.config.model_dump(mode="json")}
+        return save_tokenizer(self.model, self.checkpoint_dir / FINAL_NAME, step=self.step, state=state)
+
+    def resume(self, path: str | Path | None = None) -> bool:
+        """Continue from the latest (or the given) step checkpoint; False when there is none."""
+        path = Path(path) if path else latest_checkpoint(self.checkpoint_dir)
+        if path is None:
+            return False
+        ckpt = load_checkpoint(path, family=self.model.family, map_location=self.device)
+        if ckpt.config_hash != self.model.config.config_hash():
+            raise CheckpointError(
+                f"checkpoint {path} was trained with another vqkd config; resume with the same preset/overrides"
+            )
+        if ckpt.state.get("teacher_hash") != config_hash(self.teacher.config):
+            raise CheckpointError(
+                f"checkpoint {path} was distilled from teacher {ckpt.state.get('teacher', {}).get('source')!r}, not "
+                f"{self.teacher.config.source!r} (configs differ); resume with the same --teacher"
+            )
+        self.model.load_state_dict(ckpt.model)
+        self.optimizer.load_state_dict(ckpt.state["optimizer"])
+        rng = ckpt.state["rng"]
+        torch.set_rng_state(rng["torch"].cpu())
+        np.random.set_state(rng["numpy"])
+        random.setstate(rng["python"])
+        self.step = ckpt.step
+        log.info("resumed %s at step %d", path, self.step)
+        return True
+
+    # --- the loop ---------------------------------------------------------------------------------
+    def _batches(self) -> Iterator[torch.Tensor]:
+        if hasattr(self.data, "iter_from"):
+            return iter(self.data.iter_from(self.step))
+        iterator = iter(self.data)
+        for _ in range(self.step):
+            next(iterator)
+        return iterator
+
+    def train_step(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One optimizer step on one batch; returns its loss terms (detached, on the device: no host sync)."""
+        images = images.to(self.device, non_blocking=True)
+        target = resample_grid(self.teacher.features(images), self.teacher.grid, self.model.grid)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            out = self.model(images)
+        rec = cosine_distance_loss(out.prediction, target)
+        loss = rec + out.quant_loss.float()
+        if not torch.isfinite(loss).item():
+            last = latest_checkpoint(self.checkpoint_dir)
+            raise NonFiniteLossError(
+                f"step {self.step}: VQ-KD loss is not finite (rec={rec.item():.4g}, quant={out.quant_loss.item():.4g}); "
+                f"stopped before the optimizer step. Last good checkpoint: {last or 'none yet'}; lower lr or set grad_clip"
+            )
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config.lr_at(self.step)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        self._usage += torch.bincount(out.indices.flatten(), minlength=self.model.codebook_size)
+        return {"loss": loss.detach(), "rec": rec.detach(), "quant": out.quant_loss.detach().float()}
+
+    def _log(self, seconds_per_step: float) -> dict[str, float]:
+        metrics = {"step": float(self.step)}
+        metrics.update({k: float(v) / max(self._count, 1) for k, v in self._sums.items()})
+        usage = self._usage.double()
+        probs = usage[usage > 0] / usage.sum().clamp(min=1)
+        metrics["codebook_usage"] = float((usage > 0).double().mean())
+        metrics["perplexity"] = float(torch.exp(-(probs * probs.log()).sum()))
+        metrics["lr"] = self.optimizer.param_groups[0]["lr"]
+        metrics["seconds_per_step"] = seconds_per_step
+        self._sums, self._count = {}, 0
+        self._usage.zero_()
+        log.info("step %d: %s", self.step, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k != "step"))
+        with open(self.checkpoint_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(metrics) + "\n")
+        return metrics
+
+    def train(self) -> dict[str, float]:
+        """Run to ``config.steps``; returns the last logged metrics and writes ``tokenizer.pt``."""
+        if self.step == 0 and latest_checkpoint(self.checkpoint_dir) is not None:
+            raise FileExistsError(f"{self.checkpoint_dir} already holds checkpoints; resume them or choose another output")
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        batches = self._batches()
+        last: dict[str, float] = {}
+        start, start_step = time.perf_counter(), self.step
+        while self.step < self.config.steps:
+            logs = self.train_step(next(batches))
+            for key, value in logs.items():
+                self._sums[key] = self._sums[key] + value if key in self._sums else value
+            self._count += 1
+            self.step += 1
+            final = self.step == self.config.steps
+            if self.step % self.config.log_every == 0 or final:
+                last = self._log((time.perf_counter() - start) / (self.step - start_step))
+                start, start_step = time.perf_counter(), self.step
+            if self.step % self.config.ckpt_every == 0 or final:
+                self.save_checkpoint()
+        self.export()
+        return last
+
+
+def train_vqkd(
+    teacher: str | Teacher,
+    data: str | Path,
+    out: str | Path,
+    *,
+    preset: str = "tiny",
+    model: dict[str, Any] | None = None,
+    train: dict[str, Any] | None = None,
+    resume: bool = False,
+) -> dict[str, float]:
+    """Train a VQ-KD tokenizer from a preset on the images in ``data`` (shard set or folder).
+
+    ``teacher`` is a loaded teacher or a spec (``clip-proj:/models/clip-vit-base-patch16``,
+    ``random-clip:tiny``).  Writes checkpoints, ``metrics.jsonl`` and ``tokenizer.pt`` into ``out``.
+    """
+    teacher = load_teacher(teacher) if isinstance(teacher, str) else teacher
+    config = vqkd_config_for(preset, teacher, model)
+    train_config = VQKDTrainConfig.from_dict(
+        deep_merge(VQKD_PRESETS[preset].train.model_dump(), train or {}), source=f"vqkd preset {preset} train"
+    )
+    batches = ImageBatches(data, image_size=config.encoder.image_size, batch_size=train_config.batch_size, seed=train_config.seed)
+    trainer = VQKDTrainer(VQKD(config), teacher, batches, train_config, out)
+    if resume:
+        trainer.resume()
+    return trainer.train()
