@@ -167,6 +167,23 @@ def test_image_batches_restart_anywhere_and_split_ranks(photos):
     assert not keys[0] & keys[1] and len(keys[0] | keys[1]) == 48
 
 
+def test_training_on_an_image_shard_set_resumes_exactly(photos, tmp_path):
+    """Shard sets go through vq-data's stateful loader; its state travels in the checkpoint."""
+    from vq_data import make_source, pack
+
+    pack(make_source(photos), tmp_path / "shards", samples_per_shard=16, image_size=40)
+    job = {"family": "vqgan", "preset": "tiny", "data": str(tmp_path / "shards"), "train": {"batch_size": 4, "log_every": 1}}
+    straight = train_tokenizer({**job, "out": str(tmp_path / "a"), "train": {**job["train"], "steps": 4}})
+    train_tokenizer({**job, "out": str(tmp_path / "b"), "train": {**job["train"], "steps": 2}})
+    resumed = train_tokenizer({**job, "out": str(tmp_path / "b"), "train": {**job["train"], "steps": 4}, "resume": True})
+    assert load_checkpoint(tmp_path / "b" / "step_00000002.pt").state["data"] is not None
+    a, b = (load_checkpoint(tmp_path / run / "tokenizer.pt").model for run in "ab")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert {k: v for k, v in straight.items() if k != "seconds_per_step"} == {
+        k: v for k, v in resumed.items() if k != "seconds_per_step"
+    }
+
+
 def test_train_job_and_cli(photos, tmp_path):
     metrics = train_tokenizer(
         {"family": "fsq", "preset": "tiny", "data": str(photos), "out": str(tmp_path / "fsq"), "train": {"steps": 2, "batch_size": 4}}

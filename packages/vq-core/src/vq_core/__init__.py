@@ -12,6 +12,8 @@ from vq_core.manifest import (
     ShardEntry,
     TokenizerInfo,
 )
+from vq_core.launch import TrainSession, launch, local_session
+from vq_core.manifest import manifest_json_schema
 from vq_core.progress import progress
 
 __version__ = "0.1.0"

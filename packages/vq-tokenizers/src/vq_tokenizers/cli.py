@@ -46,12 +46,13 @@ def main(verbose: bool) -> None:
 @main.command()
 @click.option("--family", default=None, help="vqgan | cvq | fsq (needed for per-family presets such as tiny)")
 @click.option("--preset", default="tiny", show_default=True)
-@click.option("--data", required=True, type=click.Path(exists=True), help="image shard set or image folder")
+@click.option("--data", required=True, help="image shard set, image folder, list file, ImageNet root or 'bundled'")
 @click.option("--out", required=True, type=click.Path(), help="checkpoint directory")
 @click.option("--steps", type=int, default=None)
 @click.option("--batch-size", type=int, default=None, help="global images per optimizer step")
 @click.option("--lr", type=float, default=None)
 @click.option("--device", default=None)
+@click.option("--num-workers", type=int, default=0, show_default=True, help="decoding workers (image shard sets)")
 @click.option("--resume", is_flag=True, help="continue from the latest checkpoint in --out")
 @click.option("--init-from", type=click.Path(exists=True), default=None, help="start from these weights")
 @click.option("--lpips-vgg", type=click.Path(), default=None, help="torchvision vgg16 weights for LPIPS")
@@ -67,6 +68,7 @@ def train(
     batch_size: int | None,
     lr: float | None,
     device: str | None,
+    num_workers: int,
     resume: bool,
     init_from: str | None,
     lpips_vgg: str | None,
@@ -92,6 +94,7 @@ def train(
         train=train_overrides,
         data=data,
         out=out,
+        num_workers=num_workers,
         resume=resume,
         init_from=init_from,
     )
@@ -100,7 +103,7 @@ def train(
 
 
 @main.command()
-@click.argument("source", type=click.Path(exists=True))
+@click.argument("source")
 @click.option("--ckpt", required=True, type=click.Path(exists=True), help="tokenizer checkpoint")
 @click.option("--out", required=True, type=click.Path(), help="token shard directory")
 @click.option("--samples-per-shard", type=int, default=256, show_default=True)
@@ -111,7 +114,7 @@ def train(
 def tokenize(
     source: str, ckpt: str, out: str, samples_per_shard: int, batch_size: int, ten_crop: bool, device: str | None, overwrite: bool
 ) -> None:
-    """Tokenize an image shard set or folder SOURCE into token shards (resumes a partial run)."""
+    """Tokenize SOURCE (image shard set, folder, list file, ImageNet root, 'bundled') into token shards."""
     from vq_tokenizers.tokenize import tokenize_shards
 
     manifest = tokenize_shards(
