@@ -15,5 +15,18 @@ from vq_core.manifest import (
 from vq_core.launch import TrainSession, launch, local_session
 from vq_core.manifest import manifest_json_schema
 from vq_core.progress import progress
+from vq_core.distance import CodebookSearch, nearest_code
+from vq_core.kmeans import MiniBatchKMeans, inertia, kmeans, kmeans_plus_plus
+from vq_core.quantizers import (
+    FSQ,
+    LFQ,
+    FSQConfig,
+    LFQConfig,
+    ResidualVQ,
+    ResidualVQConfig,
+    VectorQuantizer,
+    VectorQuantizerConfig,
+)
+from vq_core.stats import CodebookUsage, counts_entropy
 
 __version__ = "0.1.0"
