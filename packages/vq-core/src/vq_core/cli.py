@@ -1,0 +1,47 @@
+"""``vq-core``: look inside the shared artefacts (checkpoints, manifests) and their schema."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from vq_core.checkpoint import CheckpointError, load_checkpoint
+from vq_core.manifest import Manifest, ManifestError, manifest_json_schema
+
+
+@click.group()
+def main() -> None:
+    """Shared types of the vq packages: checkpoints, token-shard manifests, their JSON schema."""
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON schema of ``manifest.json`` (the contract between packages)."""
+    click.echo(manifest_json_schema())
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def checkpoint(path: str) -> None:
+    """Print a checkpoint's family, step, config hash and config, and its tensor count."""
+    try:
+        ckpt = load_checkpoint(path)
+    except CheckpointError as err:
+        raise click.ClickException(str(err)) from err
+    params = sum(t.numel() for t in ckpt.model.values())
+    click.echo(f"family {ckpt.family}  step {ckpt.step}  config {ckpt.config_hash}  tensors {len(ckpt.model)}  parameters {params:,}")
+    click.echo(json.dumps(ckpt.config, indent=2, default=str))
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True))
+def manifest(path: str) -> None:
+    """Validate a ``manifest.json`` (or the directory holding it) and print a summary."""
+    try:
+        m = Manifest.load(path)
+    except ManifestError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"{m.kind} shard set: {m.num_samples} samples in {len(m.shards)} shards, schema {m.schema_version}")
+    if m.tokenizer is not None:
+        click.echo(f"tokenizer {m.tokenizer.name} codebook {m.tokenizer.codebook_size} grid {m.tokenizer.grid}")
