@@ -19,30 +19,13 @@ import argparse
 import json
 import platform
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
+from timing import timed as _timed
 from vq_ar import ARConfig, ARTransformer, SamplingConfig, generate
-
-
-def _timed(
-    fn: Callable[[], torch.Tensor], device: torch.device, repeats: int, warmup: bool = True
-) -> tuple[float, torch.Tensor]:
-    """Best wall time of ``repeats`` runs (after one warm-up run unless the kernels are already warm)."""
-    out = fn() if warmup else torch.empty(0)
-    best = float("inf")
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        tic = time.perf_counter()
-        out = fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - tic)
-    return best, out
 
 
 def _random_weights(model: torch.nn.Module, seed: int) -> None:

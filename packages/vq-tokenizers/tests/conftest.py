@@ -34,3 +34,20 @@ def teacher_photos(tmp_path_factory):
             y, x = rng.integers(0, image.shape[0] - 120), rng.integers(0, image.shape[1] - 120)
             Image.fromarray(image[y : y + 120, x : x + 120]).resize((40, 40)).save(root / f"{name}_{j}.png")
     return root
+
+
+@pytest.fixture
+def recording_session():
+    """A vq_core launch session that records what a training loop reports (file names of each checkpoint dir)."""
+    from vq_core import TrainSession
+
+    class RecordingSession(TrainSession):
+        def __init__(self) -> None:
+            super().__init__()
+            self.reports: list[tuple[dict, list[str] | None]] = []
+
+        def report(self, metrics, checkpoint_dir=None) -> None:
+            files = sorted(p.name for p in checkpoint_dir.iterdir()) if checkpoint_dir is not None else None
+            self.reports.append((dict(metrics), files))
+
+    return RecordingSession()

@@ -13,12 +13,16 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from click.testing import CliRunner
 from torch import nn
 
 from vq_tokenizers import load_tokenizer
+from vq_tokenizers.cli import main
 from vq_tokenizers.converters.beit import beit_state_to_vqkd, convert_beit
 from vq_tokenizers.vit import Attention
 
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 class RefAttention(nn.Module):
     def __init__(self, dim: int, heads: int) -> None:
@@ -154,6 +158,9 @@ def test_convert_file_round_trip_and_explicit_heads(tmp_path) -> None:
     torch.save({"model": _state_with_training_junk(ref)}, tmp_path / "vqkd.pth")
     out = convert_beit(tmp_path / "vqkd.pth", tmp_path / "vqkd.pt", heads=4)
     model = load_tokenizer(out)
+    cli = CliRunner().invoke(main, ["convert", "beit", str(tmp_path / "vqkd.pth"), "--out", str(tmp_path / "cli.pt"), "--heads", "4"])
+    assert cli.exit_code == 0, cli.output
+    assert load_tokenizer(tmp_path / "cli.pt").token_space_hash() == model.token_space_hash()
     assert model.family == "vqkd" and model.config.encoder.heads == 4
     images = torch.rand(2, 3, 32, 32) * 2 - 1
     assert torch.equal(model.encode(images), ref.tokens(images)[0])

@@ -14,7 +14,14 @@ from click.testing import CliRunner
 from vq_core import kmeans
 from vq_tokenizers import ClusterTokenizer, load_tokenizer, save_tokenizer
 from vq_tokenizers.cli import main
-from vq_tokenizers.cluster import SourceBatches, anchor_pass, fit_cluster_tokenizer, lloyd_pass
+from vq_tokenizers.cluster import (
+    SourceBatches,
+    anchor_pass,
+    fit_cluster,
+    fit_cluster_tokenizer,
+    lloyd_pass,
+    uniform_sample,
+)
 from vq_tokenizers.teachers import load_teacher
 from vq_tokenizers.tokenize import tokenize_shards
 
@@ -69,14 +76,31 @@ def test_tokens_are_the_brute_force_nearest_centroid(fitted, teacher, batches) -
 
 
 def test_streamed_fit_matches_in_memory_kmeans(fitted, features) -> None:
+    """The streamed fit lands where in-memory spherical k-means (k-means++ on all features) does.
+
+    k-means only finds local optima, so the reference is the median over seeds.  (Seeding on the first
+    batch, as an earlier version did, saw only the first photo of the sorted folder and ended ~6% worse.)
+    """
     model, report = fitted
     ours = _inertia(features, model.codebook.double().numpy())
     assert ours <= report.inertia + 1e-6  # the report is of the last pass, before its Lloyd update
     assert report.features == features.shape[0] and report.usage == 1.0
-    reference = kmeans(torch.from_numpy(features).float(), K, metric="cosine", iters=50, seed=0)
-    centroids = reference[0] if isinstance(reference, tuple) else reference
-    best = _inertia(features, centroids.double().numpy())
-    assert ours <= 1.01 * best, (ours, best)
+    references = []
+    for seed in range(5):
+        centroids, assignments = kmeans(torch.from_numpy(features).float(), K, metric="cosine", iters=50, seed=seed)
+        assert assignments.shape == (features.shape[0],)
+        references.append(_inertia(features, centroids.double().numpy()))
+    assert ours <= 1.02 * float(np.median(references)), (ours, references)
+
+
+def test_seed_sample_is_uniform_over_the_stream() -> None:
+    rows = torch.arange(1000.0)[:, None]
+    sample = uniform_sample(rows.split(100), 200, seed=0)
+    again = uniform_sample(rows.split(7), 200, seed=0)
+    assert sample.shape == (200, 1) and sample.unique().numel() == 200
+    assert torch.equal(sample.sort(0).values, again.sort(0).values)  # the same rows however the stream is chunked
+    assert 0.3 < float((sample < 500).double().mean()) < 0.7  # not just the first chunks
+    assert float(sample.max()) > 900
 
 
 def test_lloyd_pass_equals_one_in_memory_step(features) -> None:
@@ -122,18 +146,27 @@ def test_too_few_features_is_an_error(teacher, batches) -> None:
         fit_cluster_tokenizer(teacher, batches[:1], 512, device="cpu")
 
 
-def test_cli_train_cluster(teacher_photos, tmp_path) -> None:
-    out = tmp_path / "cluster.pt"
+def test_cli_fit_cluster(teacher_photos, tmp_path) -> None:
     result = CliRunner().invoke(
         main,
-        ["train-cluster", "--teacher", "random-clip:tiny", "--k", "8", "--data", str(teacher_photos), "--out", str(out),
+        ["fit-cluster", "--teacher", "random-clip:tiny", "--k", "8", "--data", str(teacher_photos), "--out", str(tmp_path),
          "--batch-size", "16", "--anchor-passes", "1"],
     )
+    out = tmp_path / "tokenizer.pt"
     assert result.exit_code == 0, result.output
     report = json.loads(result.output[result.output.index("{"):])
     assert report["features"] == 32 * 16 and 0 < report["inertia"] < 1
+    assert json.loads((tmp_path / "fit.json").read_text())["inertia"] == report["inertia"]
     model = load_tokenizer(out)
     assert model.family == "cluster" and model.codebook_size == 8 and model.grid == (4, 4)
     manifest = tokenize_shards(out, teacher_photos, tmp_path / "tokens", samples_per_shard=16, batch_size=8)
     assert manifest.num_samples == 32 and manifest.tokenizer.grid == (4, 4)
     assert manifest.tokenizer.config_hash == model.token_space_hash()
+
+
+def test_fit_cluster_runs_as_a_launch_loop(teacher_photos, tmp_path, recording_session) -> None:
+    job = {"teacher": "random-clip:tiny", "k": 8, "data": str(teacher_photos), "out": str(tmp_path), "max_images": 8, "refine_passes": 1}
+    metrics = fit_cluster(job, recording_session)
+    assert metrics["features"] == 8 * 16
+    assert recording_session.reports == [(metrics, ["fit.json", "tokenizer.pt"])]
+    assert load_tokenizer(tmp_path / "tokenizer.pt").codebook_size == 8

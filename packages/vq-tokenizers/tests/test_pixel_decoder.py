@@ -12,12 +12,12 @@ from click.testing import CliRunner
 from vq_core import ConfigError, ManifestError
 from vq_tokenizers import PixelDecoderTokenizer, VQKD, load_tokenizer, save_tokenizer
 from vq_tokenizers.cli import main
-from vq_tokenizers.cluster import ClusterConfig, ClusterTokenizer
+from vq_tokenizers.cluster import ClusterConfig, ClusterTokenizer, SourceBatches
 from vq_tokenizers.pixel_decoder_training import fit_ch_mult, pixel_decoder_shape, train_pixel_decoder
 from vq_tokenizers.teachers import load_teacher
 from vq_tokenizers.tokenize import decode_shards, tokenize_shards
-from vq_tokenizers.training import ImageBatches
 from vq_tokenizers.vqkd_training import vqkd_config_for
+
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 TINY_DECODER = {"ch": 32, "ch_mult": (1, 1, 2, 2), "num_res_blocks": 1, "z_channels": 32, "attn_resolutions": (4,)}
@@ -59,23 +59,29 @@ def _l1(model: PixelDecoderTokenizer, images: torch.Tensor) -> float:
     return float((model.decode(model.encode(images)) - images).abs().mean())
 
 
-def test_training_lowers_reconstruction_error_and_keeps_the_source(vqkd_ckpt, teacher_photos, tmp_path) -> None:
+def test_training_lowers_reconstruction_error_and_keeps_the_source(vqkd_ckpt, teacher_photos, tmp_path, recording_session) -> None:
     source_state = load_tokenizer(vqkd_ckpt).state_dict()
     torch.manual_seed(0)
     untrained = PixelDecoderTokenizer.from_source(load_tokenizer(vqkd_ckpt), **TINY_DECODER).eval()
-    images = next(iter(ImageBatches(teacher_photos, image_size=32, batch_size=8, seed=0)))
+    images = next(iter(SourceBatches(teacher_photos, image_size=32, batch_size=16)))
     before = _l1(untrained, images)
-    metrics = train_pixel_decoder(
-        vqkd_ckpt, teacher_photos, tmp_path, preset="tiny",
-        loss={"gan_weight": 0.0}, train={"steps": 40, "batch_size": 8, "lr": 2e-3, "log_every": 20, "ckpt_every": 20},
-    )
-    trained = load_tokenizer(tmp_path / "tokenizer.pt")
-    assert isinstance(trained, PixelDecoderTokenizer) and metrics["step"] == 40
+    mean_image = float((images - images.mean(dim=(0, 2, 3), keepdim=True)).abs().mean())  # a decoder ignoring tokens
+    job = {
+        "tokenizer": str(vqkd_ckpt), "data": str(teacher_photos), "out": str(tmp_path / "run"), "preset": "tiny",
+        "loss": {"gan_weight": 0.0}, "train": {"steps": 80, "batch_size": 4, "lr": 1e-3, "log_every": 40, "ckpt_every": 40},
+    }
+    session = recording_session
+    metrics = train_pixel_decoder(job, session)
+    trained = load_tokenizer(tmp_path / "run" / "tokenizer.pt")
+    assert isinstance(trained, PixelDecoderTokenizer) and metrics["step"] == 80
     after = _l1(trained, images)
-    assert after < 0.75 * before, (before, after)
+    assert after < 0.7 * before and after < mean_image, (before, after, mean_image)
     # the source was frozen: identical weights, identical tokens, identical token space
     assert all(torch.equal(v, trained.source.state_dict()[k]) for k, v in source_state.items())
     assert trained.token_space_hash() == load_tokenizer(vqkd_ckpt).token_space_hash()
+    # launched as a vq_core.launch loop: metrics and each checkpoint (in a directory of its own) were reported
+    assert [m["step"] for m, _ in session.reports] == [40, 80]
+    assert all(files == [f"step_{int(m['step']):08d}.pt"] for m, files in session.reports)
 
 
 def test_token_shards_are_interchangeable(vqkd_ckpt, teacher_photos, tmp_path) -> None:

@@ -13,7 +13,16 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
-from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection, Dinov2Config, Dinov2Model, ViTConfig, ViTModel
+from transformers import (
+    CLIPConfig,
+    CLIPModel,
+    CLIPVisionConfig,
+    CLIPVisionModelWithProjection,
+    Dinov2Config,
+    Dinov2Model,
+    ViTConfig,
+    ViTModel,
+)
 
 from vq_tokenizers.teachers import (
     TeacherConfig,
@@ -23,6 +32,8 @@ from vq_tokenizers.teachers import (
     load_teacher,
     resample_grid,
 )
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 CLIP_MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
 CLIP_STD = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
@@ -64,6 +75,24 @@ def test_clip_teacher_matches_transformers(clip_dir, images) -> None:
     # an intermediate layer
     layer1 = load_teacher(f"clip:{path}", layer=1)
     torch.testing.assert_close(layer1.features(images), out.hidden_states[1][:, 1:], rtol=1e-5, atol=1e-5)
+
+
+def test_full_clip_model_directory_loads_its_vision_tower(tmp_path, images) -> None:
+    """A saved ``CLIPModel`` (text + vision, projection width only at the top level of its config)."""
+    torch.manual_seed(5)
+    config = CLIPConfig(
+        text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4, vocab_size=64),
+        vision_config=dict(**TINY, intermediate_size=64), projection_dim=24,
+    )
+    model = CLIPModel(config).eval()
+    model.save_pretrained(tmp_path)
+    with torch.no_grad():
+        hidden = model.vision_model(pixel_values=_clip_pixels(images)).last_hidden_state[:, 1:]
+        projected = model.visual_projection(model.vision_model.post_layernorm(hidden))
+    teacher = load_teacher(f"clip-proj:{tmp_path}")
+    assert teacher.dim == 24
+    torch.testing.assert_close(teacher.features(images), projected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(load_teacher(f"clip:{tmp_path}").features(images), hidden, rtol=1e-5, atol=1e-5)
 
 
 def test_teacher_is_frozen_and_stays_in_eval(clip_dir) -> None:

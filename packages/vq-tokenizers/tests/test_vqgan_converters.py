@@ -103,7 +103,7 @@ class Reference(nn.Module):
             setattr(level, "block" if taming else "res", blocks)
             level.attn = nn.ModuleList(RefAttn(out) for _ in range(BLOCKS + 1)) if i == levels - 1 else nn.ModuleList()
             if i != 0:
-                setattr(level, "upsample", RefResample(out, down=False))
+                level.upsample = RefResample(out, down=False)
             up.append(level)
             block_in = out
         # taming stores decoder levels by resolution index, LlamaGen in execution order

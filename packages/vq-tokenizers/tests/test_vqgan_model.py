@@ -29,7 +29,7 @@ def test_every_preset_builds_on_meta_with_the_right_token_grid(key):
     preset = PRESETS[key]
     cls = tokenizer_class(family)
     with torch.device("meta"):
-        model = cls(cls.config_class.from_dict(preset.model))
+        model = cls(cls.config_class.from_dict(preset.model)).eval()  # eval: no codebook updates on meta tensors
         out = model(torch.empty(2, 3, model.image_size, model.image_size))
     h, w = model.grid
     assert model.image_size // h == model.config.downsample_factor

@@ -8,7 +8,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from vq_core import ConfigError, load_checkpoint
+from vq_core import ConfigError, TrainSession, launch, load_checkpoint
 from vq_tokenizers import VQKD, VQKDConfig, load_tokenizer, save_tokenizer
 from vq_tokenizers.cli import main
 from vq_tokenizers.teachers import load_teacher
@@ -19,6 +19,7 @@ from vq_tokenizers.vqkd_training import (
     NonFiniteLossError,
     VQKDTrainConfig,
     VQKDTrainer,
+    train_vqkd,
     vqkd_config_for,
 )
 
@@ -41,6 +42,8 @@ def test_paper_preset_matches_beit_v2() -> None:
     assert (enc.image_size, enc.patch_size, enc.dim, enc.depth, enc.heads) == (224, 16, 768, 12, 12)
     assert (dec.depth, dec.dim, dec.patch_size, dec.in_channels, dec.image_size) == (1, 768, 1, 32, 14)
     assert (q.codebook_size, q.dim, q.distance, config.target_dim) == (8192, 32, "cosine", 512)
+    assert all(VQKDConfig.from_dict(p.model).quantizer.kmeans_init for p in VQKD_PRESETS.values())
+    assert (q.ema, q.ema_decay) == (True, 0.99)  # BEiT v2's norm-EMA codebook
     with torch.device("meta"):
         model = VQKD(config)
     assert model.grid == (14, 14)
@@ -160,3 +163,85 @@ def test_cli_train_vqkd(teacher_photos, tmp_path) -> None:
     args = ["train-vqkd", "--teacher", missing, "--data", str(teacher_photos), "--out", str(tmp_path / "x")]
     bad = CliRunner().invoke(main, args)
     assert bad.exit_code != 0 and "missing" in bad.output
+
+
+def test_train_vqkd_runs_as_a_launch_loop(teacher_photos, tmp_path) -> None:
+    """``train_vqkd(config, session)`` is what vq_core.launch (and Ray Train) call; the codebook starts from
+    k-means of the first batch's codes (a unit-norm codebook that is no longer the random init)."""
+    job = {"teacher": "random-clip:tiny", "data": str(teacher_photos), "out": str(tmp_path), "train": {"steps": 2, "batch_size": 8}}
+    torch.manual_seed(0)
+    initial = VQKD(vqkd_config_for("tiny", load_teacher("random-clip:tiny"))).quantizer.codebook.clone()
+    metrics = launch(train_vqkd, job)
+    assert metrics["step"] == 2
+    model = load_tokenizer(tmp_path / "tokenizer.pt")
+    codebook = model.quantizer.codebook
+    assert bool(model.quantizer.initialized) and not torch.allclose(codebook, initial)
+    torch.testing.assert_close(codebook.norm(dim=1), torch.ones(len(codebook)))
+    with pytest.raises(ValueError, match="not divisible by the 3 processes"):
+        train_vqkd({**job, "out": str(tmp_path / "x")}, TrainSession(world_size=3))
+
+
+def test_cli_runs_as_a_module_with_the_teacher_commands() -> None:
+    """``python -m vq_tokenizers.cli`` (what torchrun runs) registers the command modules without an import cycle."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "vq_tokenizers.cli", "--help"], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert all(name in result.stdout for name in ("train-vqkd", "fit-cluster", "train-pixel-decoder"))
+
+
+VQKD_DDP_SCRIPT = """
+import json, sys, torch, torch.distributed as dist
+torch.set_num_threads(1)
+from vq_tokenizers.train_job import init_distributed_from_env
+init_distributed_from_env()  # the process group torchrun's variables describe
+rank, world = dist.get_rank(), dist.get_world_size()
+from vq_tokenizers import VQKD
+from vq_tokenizers.teachers import load_teacher
+from vq_tokenizers.training import ImageBatches
+from vq_tokenizers.vqkd_training import VQKDTrainConfig, VQKDTrainer, vqkd_config_for
+teacher = load_teacher("random-clip:tiny")
+torch.manual_seed(rank)  # different weights on each rank: all must start from rank 0's
+model = VQKD(vqkd_config_for("tiny", teacher))
+data = ImageBatches(sys.argv[1], image_size=32, batch_size=4, rank=rank, world_size=world)
+VQKDTrainer(model, teacher, data, VQKDTrainConfig(steps=3, batch_size=8, log_every=1, ckpt_every=2), sys.argv[2]).train()
+flat = torch.cat([v.detach().float().flatten() for v in model.state_dict().values()])  # weights, codebook, EMA stats
+gathered = [torch.zeros_like(flat) for _ in range(world)]
+dist.all_gather(gathered, flat)
+if rank == 0:
+    json.dump({"max_diff": float((gathered[0] - gathered[1]).abs().max()), "initialized": bool(model.quantizer.initialized)},
+              open(sys.argv[3], "w"))
+dist.barrier()
+dist.destroy_process_group()
+"""
+
+
+def test_ddp_ranks_stay_in_sync_and_only_rank_zero_writes(teacher_photos, tmp_path) -> None:
+    """Two gloo ranks: DDP syncs the student, the quantizer syncs its k-means init and EMA codebook."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    script = tmp_path / "ddp.py"
+    script.write_text(VQKD_DDP_SCRIPT)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(teacher_photos), str(tmp_path / "out"), str(tmp_path / "result.json")],
+            env={**env, "RANK": str(r), "LOCAL_RANK": str(r)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        for r in range(2)
+    ]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    assert json.loads((tmp_path / "result.json").read_text()) == {"max_diff": 0.0, "initialized": True}
+    lines = (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [1, 2, 3]  # one writer, not one per rank
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.pt")) == ["step_00000002.pt", "step_00000003.pt", "tokenizer.pt"]

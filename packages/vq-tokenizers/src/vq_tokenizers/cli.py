@@ -10,30 +10,12 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-from typing import Any
 
 import click
 
+from vq_tokenizers.cli_options import parse_overrides as _parse_overrides
+
 COMMAND_MODULES: tuple[str, ...] = ("vq_tokenizers.cli_vqkd",)
-
-
-def _parse_overrides(pairs: tuple[str, ...], what: str) -> dict[str, Any]:
-    """``key=value`` pairs (dotted keys nest, values parse as JSON when they can) -> nested dict."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{pair!r} is not key=value", param_hint=what)
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        node = out
-        *parents, leaf = key.split(".")
-        for parent in parents:
-            node = node.setdefault(parent, {})
-        node[leaf] = value
-    return out
 
 
 @click.group()
@@ -111,16 +93,23 @@ def train(
 @click.option("--ten-crop", is_flag=True, help="store 10 crops per image (tokens (10, h, w))")
 @click.option("--device", default=None)
 @click.option("--overwrite", is_flag=True, help="start over instead of resuming a partial run")
+@click.option("--ray", "use_ray", is_flag=True, help="tokenize on a Ray Data actor pool (same shard files)")
+@click.option("--ray-address", default="local", show_default=True, help="with --ray: 'local' (start Ray here) or 'auto'")
+@click.option("--num-workers", type=int, default=2, show_default=True, help="with --ray: tokenizer actors")
+@click.option("--gpus", is_flag=True, help="with --ray: one GPU per actor")
 def tokenize(
-    source: str, ckpt: str, out: str, samples_per_shard: int, batch_size: int, ten_crop: bool, device: str | None, overwrite: bool
+    source: str, ckpt: str, out: str, samples_per_shard: int, batch_size: int, ten_crop: bool, device: str | None, overwrite: bool,
+    use_ray: bool, ray_address: str, num_workers: int, gpus: bool,
 ) -> None:
     """Tokenize SOURCE (image shard set, folder, list file, ImageNet root, 'bundled') into token shards."""
     from vq_tokenizers.tokenize import tokenize_shards
+    from vq_tokenizers.tokenize_ray import tokenize_shards_ray
 
-    manifest = tokenize_shards(
-        ckpt, source, out, samples_per_shard=samples_per_shard, ten_crop=ten_crop, batch_size=batch_size, device=device,
-        overwrite=overwrite,
-    )
+    common = {"samples_per_shard": samples_per_shard, "ten_crop": ten_crop, "batch_size": batch_size, "overwrite": overwrite}
+    if use_ray:
+        manifest = tokenize_shards_ray(ckpt, source, out, ray_address=ray_address, num_workers=num_workers, use_gpu=gpus, **common)
+    else:
+        manifest = tokenize_shards(ckpt, source, out, device=device, **common)
     click.echo(f"{manifest.num_samples} images -> {len(manifest.shards)} token shards in {out}")
 
 
@@ -181,11 +170,16 @@ def convert_llamagen_cmd(checkpoint: str, out: str, image_size: int, weights: st
 
 @main.command()
 def presets() -> None:
-    """List the named presets."""
+    """List the named presets (vq-tok train, train-vqkd, train-pixel-decoder)."""
+    from vq_tokenizers.pixel_decoder_training import PIXEL_DECODER_PRESETS
     from vq_tokenizers.presets import PRESETS
+    from vq_tokenizers.vqkd_training import VQKD_PRESETS
 
-    for (family, name), preset in sorted(PRESETS.items()):
-        click.echo(f"{family:6s} {name:28s} {preset.description}")
+    rows = [(family, name, p.description) for (family, name), p in PRESETS.items()]
+    rows += [("vqkd", name, p.description) for name, p in VQKD_PRESETS.items()]
+    rows += [("pixel", name, p.description) for name, p in PIXEL_DECODER_PRESETS.items()]
+    for family, name, description in sorted(rows):
+        click.echo(f"{family:6s} {name:28s} {description}")
 
 
 for _module in COMMAND_MODULES:

@@ -1,5 +1,7 @@
-"""``vq-tok`` commands of the teacher-based tokenizers: train-vqkd, train-cluster, train-pixel-decoder,
-convert beit.  Registered into the ``vq-tok`` group by ``cli.COMMAND_MODULES``.
+"""``vq-tok`` commands of the teacher-based tokenizers: train-vqkd, fit-cluster, train-pixel-decoder,
+convert beit.  Each builds a job config and calls the ``fn(config, session)`` loop that
+``vq_core.launch`` (and Ray Train) can run as well: ``train_vqkd``, ``fit_cluster``,
+``train_pixel_decoder``.  Registered into the ``vq-tok`` group by ``cli.COMMAND_MODULES``.
 
 Teachers are given as specs (``clip:DIR``, ``clip-proj:DIR``, ``dino:DIR``, ``dinov2:DIR``,
 ``tv-vit_b_16:FILE``, ``tv-convnext_tiny:FILE``; ``random-clip:tiny`` is a seeded random CLIP for demos
@@ -9,20 +11,25 @@ only), see ``vq_tokenizers.teachers.loading``.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import click
 
-from vq_tokenizers.cli import _parse_overrides
+from vq_tokenizers.cli_options import parse_overrides
 
+DATA_HELP = "image shard set, image folder, list file, ImageNet root or 'bundled'"
 TEACHER_HELP = "teacher spec kind:path (clip:DIR, clip-proj:DIR, dino:DIR, dinov2:DIR, tv-vit_b_16:FILE, random-clip:tiny)"
 
 
-def _teacher(spec: str, layer: int | None, size: int | None):
-    from vq_tokenizers.teachers import TeacherError, load_teacher
+def _run(fn: Callable[[Any], dict[str, float]], job: Any) -> dict[str, float]:
+    """Run a job, turning a missing or unusable teacher into a usage error that names the file."""
+    from vq_tokenizers.teachers import TeacherError
 
     try:
-        return load_teacher(spec, layer=layer, image_size=size)
-    except (TeacherError, ValueError) as err:
+        return fn(job)
+    except TeacherError as err:
         raise click.BadParameter(str(err), param_hint="--teacher") from err
 
 
@@ -31,7 +38,7 @@ def _teacher(spec: str, layer: int | None, size: int | None):
 @click.option("--teacher-layer", type=int, default=None, help="hidden state to distil (default: final output)")
 @click.option("--teacher-size", type=int, default=None, help="teacher input size (default: its own)")
 @click.option("--preset", default="tiny", show_default=True, help="tiny | vqkd_clip_8192")
-@click.option("--data", required=True, type=click.Path(exists=True), help="image shard set or image folder")
+@click.option("--data", required=True, help=DATA_HELP)
 @click.option("--out", required=True, type=click.Path(), help="run directory")
 @click.option("--steps", type=int, default=None)
 @click.option("--batch-size", type=int, default=None)
@@ -56,76 +63,56 @@ def train_vqkd_cmd(
     train_set: tuple[str, ...],
 ) -> None:
     """Distil a teacher's patch features into VQ-KD tokens (BEiT v2)."""
-    from vq_tokenizers.vqkd_training import train_vqkd
+    from vq_tokenizers.vqkd_training import VQKDJob, train_vqkd
 
-    train = _parse_overrides(train_set, "--train-set")
+    train = parse_overrides(train_set, "--train-set")
     for key, value in (("steps", steps), ("batch_size", batch_size), ("lr", lr), ("device", device)):
         if value is not None:
             train[key] = value
-    metrics = train_vqkd(
-        _teacher(teacher, teacher_layer, teacher_size), data, out, preset=preset,
-        model=_parse_overrides(model_set, "--set"), train=train, resume=resume,
+    job = VQKDJob(
+        teacher=teacher, teacher_layer=teacher_layer, teacher_size=teacher_size, preset=preset,
+        model=parse_overrides(model_set, "--set"), train=train, data=data, out=out, resume=resume,
     )
-    click.echo(json.dumps(metrics, indent=2))
+    click.echo(json.dumps(_run(train_vqkd, job), indent=2))
 
 
-@click.command("train-cluster")
+@click.command("fit-cluster")
 @click.option("--teacher", required=True, help=TEACHER_HELP)
 @click.option("--teacher-layer", type=int, default=None, help="hidden state to cluster (default: final output)")
 @click.option("--teacher-size", type=int, default=None, help="teacher input size (default: its own)")
 @click.option("--k", "k", type=int, default=8192, show_default=True, help="codebook size")
-@click.option("--data", required=True, type=click.Path(exists=True), help="image shard set or image folder")
-@click.option("--out", required=True, type=click.Path(), help="checkpoint file to write")
+@click.option("--data", required=True, help=DATA_HELP)
+@click.option("--out", required=True, type=click.Path(), help="run directory (tokenizer.pt, fit.json)")
 @click.option("--image-size", type=int, default=None, help="tokenizer input size (default: the teacher's)")
 @click.option("--batch-size", type=int, default=64, show_default=True, help="images per feature batch")
 @click.option("--epochs", type=int, default=1, show_default=True, help="mini-batch k-means passes over the data")
 @click.option("--refine-passes", type=int, default=2, show_default=True, help="exact (streamed) Lloyd passes afterwards")
-@click.option("--anchor-passes", type=int, default=0, show_default=True, help="passes re-seeding unused codes from anchors")
+@click.option("--anchor-passes", type=int, default=0, show_default=True, help="passes re-seeding rarely used codes from anchors")
+@click.option("--init-samples", type=int, default=None, help="features sampled for k-means++ seeding (default 3 k)")
 @click.option("--max-images", type=int, default=None, help="use at most this many images")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default=None)
-def train_cluster_cmd(
-    teacher: str,
-    teacher_layer: int | None,
-    teacher_size: int | None,
-    k: int,
-    data: str,
-    out: str,
-    image_size: int | None,
-    batch_size: int,
-    epochs: int,
-    refine_passes: int,
-    anchor_passes: int,
-    max_images: int | None,
-    seed: int,
-    device: str | None,
-) -> None:
+def fit_cluster_cmd(**options: Any) -> None:
     """Cluster a teacher's patch features into a k-code tokenizer (streaming, memory-bounded k-means)."""
-    from vq_tokenizers.base import save_tokenizer
-    from vq_tokenizers.cluster import SourceBatches, fit_cluster_tokenizer
+    from vq_tokenizers.cluster import ClusterJob, fit_cluster
 
-    model_teacher = _teacher(teacher, teacher_layer, teacher_size)
-    size = image_size or model_teacher.image_size
-    batches = SourceBatches(data, image_size=size, batch_size=batch_size, limit=max_images)
-    model, report = fit_cluster_tokenizer(
-        model_teacher, batches, k, image_size=size, epochs=epochs, refine_passes=refine_passes,
-        anchor_passes=anchor_passes, seed=seed, device=device,
-    )
-    save_tokenizer(model.cpu(), out, state={"fit": report.as_dict(), "data": str(data)})
-    click.echo(json.dumps({"checkpoint": out, **report.as_dict()}, indent=2))
+    job = ClusterJob(**options)
+    report = _run(fit_cluster, job)
+    click.echo(json.dumps({"checkpoint": str(Path(job.out) / "tokenizer.pt"), **report}, indent=2))
 
 
 @click.command("train-pixel-decoder")
 @click.option("--tokenizer", required=True, type=click.Path(exists=True), help="frozen VQ-KD / Cluster checkpoint")
 @click.option("--preset", default="tiny", show_default=True, help="tiny | vqgan | llamagen")
-@click.option("--data", required=True, type=click.Path(exists=True), help="image shard set or image folder")
+@click.option("--data", required=True, help=DATA_HELP)
 @click.option("--out", required=True, type=click.Path(), help="run directory (tokenizer.pt is the pixel tokenizer)")
 @click.option("--embedding", type=click.Choice(["codebook", "learned"]), default=None, help="token embedding (default codebook)")
 @click.option("--steps", type=int, default=None)
 @click.option("--batch-size", type=int, default=None)
 @click.option("--lr", type=float, default=None)
 @click.option("--device", default=None)
-@click.option("--resume", is_flag=True)
+@click.option("--num-workers", type=int, default=0, show_default=True, help="decoding workers (image shard sets)")
+@click.option("--resume", is_flag=True, help="continue from the latest checkpoint in --out")
 @click.option("--lpips-vgg", type=click.Path(), default=None, help="torchvision vgg16 weights for LPIPS")
 @click.option("--set", "model_set", multiple=True, help="decoder override key=value (e.g. ch=64)")
 @click.option("--loss-set", multiple=True, help="loss override key=value (e.g. perceptual_weight=0)")
@@ -140,6 +127,7 @@ def train_pixel_decoder_cmd(
     batch_size: int | None,
     lr: float | None,
     device: str | None,
+    num_workers: int,
     resume: bool,
     lpips_vgg: str | None,
     model_set: tuple[str, ...],
@@ -147,28 +135,31 @@ def train_pixel_decoder_cmd(
     train_set: tuple[str, ...],
 ) -> None:
     """Train a conv pixel decoder on the frozen tokens of TOKENIZER (same token space, now decodable)."""
-    from vq_tokenizers.pixel_decoder_training import train_pixel_decoder
+    from vq_tokenizers.pixel_decoder_training import PixelDecoderJob, train_pixel_decoder
 
-    decoder = _parse_overrides(model_set, "--set")
+    decoder = parse_overrides(model_set, "--set")
     if embedding:
         decoder["embedding"] = embedding
-    loss = _parse_overrides(loss_set, "--loss-set")
+    loss = parse_overrides(loss_set, "--loss-set")
     if lpips_vgg:
         loss["lpips_vgg_weights"] = lpips_vgg
-    train = _parse_overrides(train_set, "--train-set")
+    train = parse_overrides(train_set, "--train-set")
     for key, value in (("steps", steps), ("batch_size", batch_size), ("lr", lr), ("device", device)):
         if value is not None:
             train[key] = value
-    metrics = train_pixel_decoder(tokenizer, data, out, preset=preset, decoder=decoder, loss=loss, train=train, resume=resume)
-    click.echo(json.dumps(metrics, indent=2))
+    job = PixelDecoderJob(
+        tokenizer=tokenizer, preset=preset, decoder=decoder, loss=loss, train=train, data=data, num_workers=num_workers,
+        out=out, resume=resume,
+    )
+    click.echo(json.dumps(_run(train_pixel_decoder, job), indent=2))
 
 
 @click.command("beit")
 @click.argument("checkpoint", type=click.Path(exists=True))
-@click.argument("out", type=click.Path())
+@click.option("--out", required=True, type=click.Path())
 @click.option("--heads", type=int, default=None, help="attention heads (default: width / 64, as BEiT)")
 def convert_beit_cmd(checkpoint: str, out: str, heads: int | None) -> None:
-    """A BEiT v2 VQ-KD .pth (microsoft/unilm beit2) -> vq checkpoint OUT (family vqkd)."""
+    """A BEiT v2 VQ-KD .pth (microsoft/unilm beit2) -> vq checkpoint (family vqkd)."""
     from vq_tokenizers.converters import convert_beit
 
     click.echo(convert_beit(checkpoint, out, heads=heads))
@@ -176,6 +167,6 @@ def convert_beit_cmd(checkpoint: str, out: str, heads: int | None) -> None:
 
 def register(main: click.Group) -> None:
     """Add these commands to ``vq-tok`` (and ``beit`` under ``vq-tok convert``)."""
-    for command in (train_vqkd_cmd, train_cluster_cmd, train_pixel_decoder_cmd):
+    for command in (train_vqkd_cmd, fit_cluster_cmd, train_pixel_decoder_cmd):
         main.add_command(command)
     main.commands["convert"].add_command(convert_beit_cmd)

@@ -2,17 +2,22 @@
 
 ``encode`` = teacher patch features -> index of the most cosine-similar centroid, on the teacher's grid.
 There is no trained encoder at all, so fitting is fast and its memory is bounded by one batch of
-features plus the (K, D) codebook, whatever the dataset size:
+features plus a few (K, D) matrices, whatever the dataset size.  Every step streams over the data:
 
-1. **mini-batch k-means** (vq-core ``MiniBatchKMeans``, cosine, k-means++ seeding on the first
-   ``init_samples`` features) streamed over the images for ``epochs`` passes;
-2. **exact Lloyd passes**, streamed: each pass accumulates per-code sums and counts over the whole
-   dataset, then moves every used code to the normalised mean of its features - the same update as
-   in-memory k-means, without holding the features;
+1. **seed sample**: a uniform random sample of ``init_samples`` features of the whole dataset (each
+   feature gets a seeded random key, the smallest keys are kept), k-means++ seeds on it.  Seeding on
+   the first batches instead would see only the first images of a source read in a fixed order (one
+   class, one photo) and leave the codebook in a poor local optimum;
+2. **mini-batch k-means** (vq-core ``MiniBatchKMeans``, cosine) for ``epochs`` passes;
 3. optional **anchor passes** (CVQ-VAE style): during a pass every code remembers its closest feature
-   (its anchor); afterwards each code moves toward its anchor by ``alpha = exp(-10 K p)``, where ``p``
-   is the share of features it won - unused codes jump onto their anchor, well-used codes stay - and
-   a Lloyd pass settles the codebook again.
+   (its anchor) and the features worst served by the codebook are collected; afterwards each code
+   moves toward its anchor by ``alpha = exp(-10 K p)``, where ``p`` is the share of features it won -
+   rarely used codes jump onto their anchor, well-used codes stay - and each code nobody chose takes
+   one of the worst-served features instead (its nearest feature may be one another code already
+   wins, e.g. for a duplicate code, so it would stay dead); a Lloyd pass settles the codebook again;
+4. **exact Lloyd passes**: each pass accumulates per-code sums and counts over the whole dataset, then
+   moves every used code to the normalised mean of its features - the same update as in-memory
+   k-means, without holding the features.
 
 The teacher's weights are part of the tokenizer (its architecture is in the config), so a checkpoint
 alone rebuilds it.
@@ -20,22 +25,26 @@ alone rebuilds it.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from itertools import islice
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from pydantic import Field, model_validator
 
-from vq_core import MiniBatchKMeans, StrictConfig, nearest_code
-from vq_tokenizers.base import Tokenizer, register_tokenizer
+from vq_core import MiniBatchKMeans, StrictConfig, atomic_write_text, nearest_code
+from vq_tokenizers.base import Tokenizer, register_tokenizer, save_tokenizer
 from vq_tokenizers.images import ImageSource, center_crop
-from vq_tokenizers.teachers import Teacher, TeacherConfig, build_teacher
+from vq_tokenizers.teachers import Teacher, TeacherConfig, build_teacher, load_teacher
 from vq_tokenizers.token_space import module_tensors, weights_digest
+from vq_tokenizers.training.checkpoints import FINAL_NAME
 
 log = logging.getLogger(__name__)
 
@@ -187,26 +196,65 @@ def lloyd_pass(codebook: torch.Tensor, features: Iterable[torch.Tensor]) -> tupl
 
 
 @torch.no_grad()
+def uniform_sample(features: Iterable[torch.Tensor], size: int, *, seed: int = 0) -> torch.Tensor:
+    """A uniform random sample (without replacement) of ``size`` rows of the streamed ``features``.
+
+    Each row gets a random key from a seeded generator and the ``size`` smallest keys survive, so memory
+    is ``size`` rows plus one chunk and the sample does not depend on how the stream is chunked.
+    """
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    keys: torch.Tensor | None = None
+    kept: torch.Tensor | None = None
+    for f in features:
+        chunk_keys = torch.rand(f.shape[0], generator=generator).to(f.device)
+        keys = chunk_keys if keys is None else torch.cat([keys, chunk_keys])
+        kept = f if kept is None else torch.cat([kept, f])
+        if keys.shape[0] > size:
+            keys, order = keys.topk(size, largest=False, sorted=False)
+            kept = kept[order]
+    if kept is None:
+        raise ValueError("the image source is empty")
+    return kept
+
+
+@torch.no_grad()
 def anchor_pass(
     codebook: torch.Tensor, features: Iterable[torch.Tensor], *, chunk: int = 4096
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """CVQ-style re-seeding: move each code toward its closest feature by ``exp(-10 K p)`` (``p``: its usage share)."""
+    """CVQ-style re-seeding: move each code toward its closest feature by ``exp(-10 K p)`` (``p``: its usage
+    share); codes no feature chose take the worst-served features instead (distinct ones, worst first).
+
+    Returns the new (unit) codebook and the per-code counts of the pass (before the move).
+    """
     k = codebook.shape[0]
     best = torch.full((k,), -2.0, device=codebook.device)
     anchors = codebook.clone()
     counts = torch.zeros(k, dtype=torch.long, device=codebook.device)
+    worst_sim = codebook.new_empty(0)
+    worst = codebook.new_empty(0, codebook.shape[1])
     for f in features:
         for start in range(0, f.shape[0], chunk):
             part = f[start : start + chunk]
             sims = codebook @ part.T  # (K, chunk): one matmul gives both directions
-            counts += torch.bincount(sims.argmax(dim=0), minlength=k)  # each feature's code
+            served, code = sims.max(dim=0)  # each feature's code and its similarity
+            counts += torch.bincount(code, minlength=k)
             sim, where = sims.max(dim=1)  # each code's closest feature
             better = sim > best
             best = torch.where(better, sim, best)
             anchors[better] = part[where[better]]
+            worst_sim = torch.cat([worst_sim, served])  # keep the k least served features so far
+            worst = torch.cat([worst, part])
+            if worst_sim.shape[0] > k:
+                worst_sim, order = worst_sim.topk(k, largest=False)
+                worst = worst[order]
     share = counts.double() / counts.sum().clamp(min=1)
     alpha = torch.exp(-10.0 * k * share).to(codebook.dtype)[:, None]
-    return F.normalize((1 - alpha) * codebook + alpha * anchors, dim=1), counts
+    moved = (1 - alpha) * codebook + alpha * anchors
+    dead = (counts == 0).nonzero().flatten()
+    order = worst_sim.argsort()  # worst served first
+    replace = dead[: order.numel()]
+    moved[replace] = worst[order[: replace.numel()]]
+    return F.normalize(moved, dim=1), counts
 
 
 def _usage_stats(counts: torch.Tensor) -> tuple[float, float]:
@@ -232,8 +280,9 @@ def fit_cluster_tokenizer(
     """Fit a k-code Cluster tokenizer on ``teacher``'s features of ``image_batches``.
 
     ``image_batches`` must be re-iterable and finite (one iteration = one pass over the dataset), e.g.
-    :class:`SourceBatches` or a list of (B, 3, S, S) tensors in [-1, 1].  Returns the tokenizer (on
-    ``device``) and a :class:`FitReport` of the last pass.
+    :class:`SourceBatches` or a list of (B, 3, S, S) tensors in [-1, 1].  ``init_samples`` (default
+    ``3 k``) features, sampled uniformly from the whole stream, seed k-means++.  Returns the tokenizer
+    (on ``device``) and a :class:`FitReport` of the last pass.
     """
     start = time.perf_counter()
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -244,22 +293,15 @@ def fit_cluster_tokenizer(
     def stream() -> Iterator[torch.Tensor]:
         return _feature_stream(teacher, image_batches, device)
 
+    init_samples = max(init_samples or 3 * k, k)
+    sample = uniform_sample(stream(), init_samples, seed=seed)
+    if sample.shape[0] < k:
+        raise ValueError(f"the images yield only {sample.shape[0]} patch features, fewer than k={k} codes")
     km = MiniBatchKMeans(k, metric="cosine", seed=seed)
-    init_samples = init_samples or 3 * k
+    km.partial_fit(sample)  # k-means++ seeding on a sample of the whole dataset
     for epoch in range(epochs):
-        pending: list[torch.Tensor] = []
         for features in stream():
-            if km.centroids is None:  # k-means++ needs a sample of at least k points: gather it first
-                pending.append(features)
-                if sum(p.shape[0] for p in pending) < init_samples:
-                    continue
-                features, pending = torch.cat(pending), []
             km.partial_fit(features)
-        if pending:
-            gathered = torch.cat(pending)
-            if gathered.shape[0] < k:
-                raise ValueError(f"the images yield only {gathered.shape[0]} patch features, fewer than k={k} codes")
-            km.partial_fit(gathered)
         log.info("mini-batch k-means epoch %d/%d done", epoch + 1, epochs)
     codebook = F.normalize(km.centroids.to(device, torch.float32), dim=1)
 
@@ -278,3 +320,51 @@ def fit_cluster_tokenizer(
     )
     log.info("cluster fit: %s", report.as_dict())
     return model, report
+
+
+class ClusterJob(StrictConfig):
+    """What ``vq-tok fit-cluster`` runs (and what ``vq_core.launch`` passes to :func:`fit_cluster`)."""
+
+    teacher: str = Field(description="teacher spec, e.g. dinov2:/models/dinov2-base or random-clip:tiny")
+    teacher_layer: int | None = Field(default=None, description="hidden state to cluster (None: final output)")
+    teacher_size: int | None = Field(default=None, description="teacher input size (None: its own)")
+    k: int = Field(default=8192, gt=0, description="codebook size")
+    data: str = Field(description="image shard set, image folder, list file, ImageNet root or 'bundled'")
+    out: str = Field(description="run directory: tokenizer.pt and fit.json are written there")
+    image_size: int | None = Field(default=None, gt=0, description="tokenizer input size (None: the teacher's)")
+    batch_size: int = Field(default=64, gt=0, description="images per feature batch")
+    max_images: int | None = Field(default=None, gt=0, description="use at most this many images (in source order)")
+    epochs: int = Field(default=1, ge=0, description="mini-batch k-means passes")
+    refine_passes: int = Field(default=2, ge=0, description="exact streamed Lloyd passes")
+    anchor_passes: int = Field(default=0, ge=0, description="CVQ-style re-seeding passes (each followed by a Lloyd pass)")
+    init_samples: int | None = Field(default=None, gt=0, description="seed sample size (None: 3 k)")
+    seed: int = 0
+    device: str | None = None
+
+
+def fit_cluster(config: dict[str, Any] | ClusterJob, session: Any = None) -> dict[str, float]:
+    """Fit a Cluster tokenizer; the ``fn(config, session)`` loop of ``vq_core.launch``.
+
+    Writes ``out/tokenizer.pt`` (teacher weights + centroids; ``load_tokenizer`` rebuilds it) and
+    ``out/fit.json`` (the :class:`FitReport`).  The fit is one process: with a session it runs on the
+    session's device and reports the fit report with the run directory as the checkpoint.
+    """
+    job = config if isinstance(config, ClusterJob) else ClusterJob.from_dict(config, source="cluster job")
+    if session is not None and session.world_size > 1:
+        raise ValueError(f"Cluster fitting runs in one process; launch it with num_workers=1, not {session.world_size}")
+    teacher = load_teacher(job.teacher, layer=job.teacher_layer, image_size=job.teacher_size)
+    size = job.image_size or teacher.image_size
+    batches = SourceBatches(job.data, image_size=size, batch_size=job.batch_size, limit=job.max_images)
+    device = job.device or (session.device if session is not None else None)
+    model, report = fit_cluster_tokenizer(
+        teacher, batches, job.k, image_size=size, epochs=job.epochs, refine_passes=job.refine_passes,
+        anchor_passes=job.anchor_passes, init_samples=job.init_samples, seed=job.seed, device=device,
+    )
+    out = Path(job.out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_tokenizer(model.cpu(), out / FINAL_NAME, state={"fit": report.as_dict(), "job": job.model_dump(mode="json")})
+    atomic_write_text(out / "fit.json", json.dumps(report.as_dict(), indent=2) + "\n")
+    metrics = report.as_dict()
+    if session is not None:  # the run directory is the checkpoint: Ray copies it to the run's storage
+        session.report(metrics, out)
+    return metrics

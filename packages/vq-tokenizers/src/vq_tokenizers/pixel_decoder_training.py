@@ -10,16 +10,26 @@ are.  Attention defaults to the token-grid resolution, as taming's f16 decoder a
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
+import torch
+from pydantic import Field
+
+from vq_core import StrictConfig
 from vq_tokenizers.base import Tokenizer, load_tokenizer
 from vq_tokenizers.losses import LossConfig
 from vq_tokenizers.pixel_decoder import PixelDecoderTokenizer
 from vq_tokenizers.presets import LLAMAGEN_LOSS, LLAMAGEN_TRAIN, PAPER_TRAIN, TAMING_LOSS, TINY_LOSS, TINY_TRAIN, Preset
-from vq_tokenizers.training import ImageBatches, TrainConfig, Trainer
-from vq_tokenizers.train_job import deep_merge
+from vq_tokenizers.train_job import (
+    deep_merge,
+    init_distributed_from_env,
+    restore_from_session,
+    session_hook,
+    training_batches,
+)
+from vq_tokenizers.training import TrainConfig, Trainer
+from vq_tokenizers.training.trainer import distributed_rank_world
 
 DECODER_F16 = {"ch": 128, "ch_mult": (1, 1, 2, 2, 4), "num_res_blocks": 2, "z_channels": 256}
 PIXEL_DECODER_PRESETS: dict[str, Preset] = {
@@ -64,29 +74,46 @@ def pixel_decoder_shape(preset: str, source: Tokenizer, overrides: dict[str, Any
     return deep_merge(shape, overrides or {})
 
 
-def train_pixel_decoder(
-    tokenizer: str | os.PathLike[str],
-    data: str | os.PathLike[str],
-    out: str | os.PathLike[str],
-    *,
-    preset: str = "tiny",
-    decoder: dict[str, Any] | None = None,
-    loss: dict[str, Any] | None = None,
-    train: dict[str, Any] | None = None,
-    resume: bool = False,
-) -> dict[str, float]:
-    """Fit a pixel decoder to the frozen tokenizer checkpoint ``tokenizer`` on the images in ``data``.
+class PixelDecoderJob(StrictConfig):
+    """What ``vq-tok train-pixel-decoder`` runs (and what ``vq_core.launch`` passes to :func:`train_pixel_decoder`)."""
 
-    Writes the VQGAN trainer's files into ``out``; ``out/tokenizer.pt`` is a ``pixel`` tokenizer that
-    encodes like the source and decodes its tokens.  Returns the last logged metrics.
+    tokenizer: str = Field(description="checkpoint of the frozen VQ-KD / Cluster (any family with encode) tokenizer")
+    preset: str = "tiny"
+    decoder: dict[str, Any] = Field(default_factory=dict, description="overrides of the preset's decoder fields")
+    loss: dict[str, Any] = Field(default_factory=dict, description="overrides of the preset's loss config")
+    train: dict[str, Any] = Field(default_factory=dict, description="overrides of the preset's train config")
+    data: str = Field(description="image shard set, or a vq-data source (image folder, list file, ImageNet root, bundled)")
+    num_workers: int = Field(default=0, ge=0, description="decoding worker processes (image shard sets)")
+    out: str = Field(description="run directory; out/tokenizer.pt is the pixel tokenizer")
+    resume: bool = False
+
+
+def train_pixel_decoder(config: dict[str, Any] | PixelDecoderJob, session: Any = None) -> dict[str, float]:
+    """Fit a pixel decoder to a frozen tokenizer; the ``fn(config, session)`` loop of ``vq_core.launch``.
+
+    Runs the VQGAN :class:`Trainer` (DDP under torchrun or several Ray workers, resume, EMA, NaN stop)
+    on a :class:`PixelDecoderTokenizer`; ``out/tokenizer.pt`` encodes like the source and decodes its
+    tokens.  With a session: its rank/device, Ray's restore directory, reports through ``session.report``.
+    Returns the last logged metrics.
     """
-    source = load_tokenizer(tokenizer)
-    model = PixelDecoderTokenizer.from_source(source, **pixel_decoder_shape(preset, source, decoder))
-    spec = PIXEL_DECODER_PRESETS[preset]
-    loss_config = LossConfig.from_dict(deep_merge(spec.loss.model_dump(), loss or {}), source=f"pixel preset {preset} loss")
-    train_config = TrainConfig.from_dict(deep_merge(spec.train.model_dump(), train or {}), source=f"pixel preset {preset} train")
-    batches = ImageBatches(data, image_size=model.image_size, batch_size=train_config.micro_batch_size(1), seed=train_config.seed)
-    trainer = Trainer(model, batches, train_config, Path(out), loss=loss_config)
-    if resume:
+    job = config if isinstance(config, PixelDecoderJob) else PixelDecoderJob.from_dict(config, source="pixel decoder job")
+    if session is None:
+        init_distributed_from_env()
+    rank, world = (session.rank, session.world_size) if session is not None else distributed_rank_world()
+    if job.preset not in PIXEL_DECODER_PRESETS:
+        raise KeyError(f"no pixel-decoder preset {job.preset!r}; known: {sorted(PIXEL_DECODER_PRESETS)}")
+    spec = PIXEL_DECODER_PRESETS[job.preset]
+    loss = LossConfig.from_dict(deep_merge(spec.loss.model_dump(), job.loss), source=f"pixel preset {job.preset} loss")
+    train = TrainConfig.from_dict(deep_merge(spec.train.model_dump(), job.train), source=f"pixel preset {job.preset} train")
+    source = load_tokenizer(job.tokenizer)
+    torch.manual_seed(train.seed)  # the decoder's initial weights are part of the run's seeded state
+    model = PixelDecoderTokenizer.from_source(source, **pixel_decoder_shape(job.preset, source, job.decoder))
+    out = Path(job.out)
+    restored = restore_from_session(session, out)
+    data = training_batches(job.data, job.num_workers, model.image_size, train, rank, world)
+    hooks = [session_hook(session)] if session is not None else []
+    device = session.device if session is not None and train.device is None else None
+    trainer = Trainer(model, data, train, out, loss=loss, hooks=hooks, device=device)
+    if job.resume or restored:
         trainer.resume()
     return trainer.train()

@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -73,17 +74,9 @@ def train_tokenizer(config: dict[str, Any] | TrainJob, session: Any = None) -> d
     rank, world = (session.rank, session.world_size) if session is not None else distributed_rank_world()
     model, loss, train = build_run(job)
     out = Path(job.out)
-    restored = False
-    if session is not None:
-        with session.restore_dir() as directory:
-            if directory is not None:  # a Ray worker restarted after a failure: resume from Ray's copy
-                out.mkdir(parents=True, exist_ok=True)
-                for item in Path(directory).iterdir():
-                    if item.is_file():
-                        shutil.copy2(item, out / item.name)
-                restored = True
-    data = training_batches(job, model.image_size, train, rank, world)
-    hooks = [_session_hook(session)] if session is not None else []
+    restored = restore_from_session(session, out)
+    data = training_batches(job.data, job.num_workers, model.image_size, train, rank, world)
+    hooks = [session_hook(session)] if session is not None else []
     device = session.device if session is not None and train.device is None else None
     trainer = Trainer(model, data, train, out, loss=loss, hooks=hooks, device=device)
     resumed = trainer.resume() if job.resume or restored else False
@@ -92,14 +85,28 @@ def train_tokenizer(config: dict[str, Any] | TrainJob, session: Any = None) -> d
     return trainer.train()
 
 
-def training_batches(job: TrainJob, image_size: int, train: TrainConfig, rank: int, world: int) -> Any:
+def restore_from_session(session: Any, out: Path) -> bool:
+    """Copy the checkpoint a restarted Ray worker gets back into ``out``; True when there was one."""
+    if session is None or not hasattr(session, "restore_dir"):
+        return False
+    with session.restore_dir() as directory:
+        if directory is None:
+            return False
+        out.mkdir(parents=True, exist_ok=True)
+        for item in Path(directory).iterdir():
+            if item.is_file():
+                shutil.copy2(item, out / item.name)
+    return True
+
+
+def training_batches(data: str, num_workers: int, image_size: int, train: TrainConfig, rank: int, world: int) -> Any:
     """vq-data's resumable worker loader for shard sets; :class:`ImageBatches` for every other source."""
     micro = train.micro_batch_size(world)
-    if (Path(job.data) / MANIFEST_NAME).is_file():
+    if (Path(data) / MANIFEST_NAME).is_file():
         return image_loader(
-            job.data, micro, image_size, train=True, seed=train.seed, rank=rank, world_size=world, num_workers=job.num_workers
+            data, micro, image_size, train=True, seed=train.seed, rank=rank, world_size=world, num_workers=num_workers
         )
-    return ImageBatches(job.data, image_size=image_size, batch_size=micro, seed=train.seed, rank=rank, world_size=world)
+    return ImageBatches(data, image_size=image_size, batch_size=micro, seed=train.seed, rank=rank, world_size=world)
 
 
 def init_distributed_from_env() -> None:
@@ -111,7 +118,7 @@ def init_distributed_from_env() -> None:
     dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
 
 
-def _session_hook(session: Any):
+def session_hook(session: Any) -> Callable[[dict[str, float], Path | None], None]:
     """Forward reports to a launch session; a new checkpoint goes in a directory of its own (Ray uploads directories)."""
 
     def report(metrics: dict[str, float], checkpoint: Path | None) -> None:

@@ -23,6 +23,12 @@ from vq_tokenizers.token_space import module_tensors, weights_digest
 from vq_tokenizers.vit import TaskHead, ViT, ViTConfig
 
 
+def beit_quantizer(codebook_size: int, dim: int) -> dict[str, Any]:
+    """BEiT v2's quantizer as a config dict: l2-normalised codes searched by cosine, k-means init on the
+    first training batch, EMA code updates (decay 0.99; renormalised, BEiT v2's "norm EMA")."""
+    return {"codebook_size": codebook_size, "dim": dim, "distance": "cosine", "kmeans_init": True, "ema": True, "ema_decay": 0.99}
+
+
 class VQKDConfig(StrictConfig):
     """Encoder and decoder stacks, the codebook, and the width of the teacher features to predict."""
 
@@ -32,7 +38,7 @@ class VQKDConfig(StrictConfig):
         description="runs over the code map: image_size = encoder grid, patch_size 1, in_channels = code dim",
     )
     quantizer: VectorQuantizerConfig = Field(
-        default_factory=lambda: VectorQuantizerConfig(codebook_size=8192, dim=32, distance="cosine")
+        default_factory=lambda: VectorQuantizerConfig(**beit_quantizer(8192, 32))
     )
     target_dim: int = Field(default=512, gt=0, description="teacher feature width (CLIP ViT-B/16 projected: 512)")
 

@@ -4,7 +4,7 @@ Per step: teacher features of the batch (frozen, fp32, resampled to the student'
 grids differ), the student's forward (bf16 autocast on CUDA; the codebook's EMA/k-means updates happen
 inside the quantizer in train mode), ``loss = (1 - cos) + codebook loss``, AdamW with BEiT v2's
 schedule (linear warmup, cosine decay to ``min_lr``; no weight decay on biases, norms, position
-embeddings and class tokens).  Checkpoints hold the weights, optimizer, RNG states and the teacher's
+embeddings, class tokens or codebook).  Checkpoints hold the weights, optimizer, RNG states and the teacher's
 config, so ``resume`` refuses a different teacher; a non-finite loss stops the run before the
 optimizer step.  Files in the output directory follow the conv trainer's layout (``step_*.pt``,
 ``tokenizer.pt``, ``metrics.jsonl``).
@@ -15,32 +15,39 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import random
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 from pydantic import BaseModel, ConfigDict, Field
 
 from vq_core import CheckpointError, StrictConfig, config_hash, load_checkpoint
 from vq_tokenizers.base import save_tokenizer
 from vq_tokenizers.teachers import Teacher, load_teacher, resample_grid
-from vq_tokenizers.train_job import deep_merge
+from vq_tokenizers.train_job import deep_merge, init_distributed_from_env, restore_from_session, session_hook
 from vq_tokenizers.training import ImageBatches
 from vq_tokenizers.training.checkpoints import FINAL_NAME, latest_checkpoint, prune_checkpoints, step_checkpoint_path
-from vq_tokenizers.vqkd import VQKD, VQKDConfig, cosine_distance_loss
+from vq_tokenizers.training.trainer import default_device, distributed_rank_world
+from vq_tokenizers.vqkd import VQKD, VQKDConfig, beit_quantizer, cosine_distance_loss
 
 log = logging.getLogger(__name__)
+
+Hook = Callable[[dict[str, float], Path | None], None]
+"""Called after each log step and checkpoint with the metrics and the new checkpoint (or None)."""
 
 
 class VQKDTrainConfig(StrictConfig):
     """Optimisation of one VQ-KD run (defaults: BEiT v2 at a global batch of 512)."""
 
     steps: int = Field(default=1000, gt=0)
-    batch_size: int = Field(default=64, gt=0, description="images per optimizer step")
+    batch_size: int = Field(default=64, gt=0, description="images per optimizer step, over all processes")
     lr: float = Field(default=2e-4, gt=0, description="peak learning rate (BEiT v2: 5e-5 per 128 images)")
     min_lr: float = Field(default=1e-5, ge=0)
     warmup_steps: int = Field(default=0, ge=0)
@@ -72,10 +79,6 @@ class VQKDPreset(BaseModel):
     description: str
 
 
-def _codebook(size: int, dim: int) -> dict[str, Any]:
-    return {"codebook_size": size, "dim": dim, "distance": "cosine"}
-
-
 VQKD_PRESETS: dict[str, VQKDPreset] = {
     p.name: p
     for p in (
@@ -84,7 +87,7 @@ VQKD_PRESETS: dict[str, VQKDPreset] = {
             model={
                 "encoder": {"image_size": 224, "patch_size": 16, "dim": 768, "depth": 12, "heads": 12},
                 "decoder": {"image_size": 14, "patch_size": 1, "in_channels": 32, "dim": 768, "depth": 1, "heads": 12},
-                "quantizer": _codebook(8192, 32),
+                "quantizer": beit_quantizer(8192, 32),
                 "target_dim": 512,
             },
             # 100 ImageNet epochs at batch 512 (2502 steps each), 10 warmup epochs (BEiT v2 TOKENIZER.md)
@@ -97,7 +100,7 @@ VQKD_PRESETS: dict[str, VQKDPreset] = {
             model={
                 "encoder": {"image_size": 32, "patch_size": 8, "dim": 64, "depth": 2, "heads": 4},
                 "decoder": {"image_size": 4, "patch_size": 1, "in_channels": 32, "dim": 64, "depth": 1, "heads": 4},
-                "quantizer": _codebook(256, 32),
+                "quantizer": beit_quantizer(256, 32),
                 "target_dim": 32,
             },
             train=VQKDTrainConfig(steps=200, batch_size=16, lr=1e-3, min_lr=1e-4, warmup_steps=10, log_every=20, ckpt_every=100),
@@ -128,7 +131,10 @@ class VQKDTrainer:
     """Distil ``teacher`` into ``model``'s tokens, writing checkpoints into ``checkpoint_dir``.
 
     ``data`` yields image batches (B, 3, S, S) in [-1, 1]; an object with ``iter_from(batch_index)``
-    (such as ``training.ImageBatches``) restarts at the right batch on resume.
+    (such as ``training.ImageBatches``) restarts at the right batch on resume.  When
+    ``torch.distributed`` is initialised the student runs under DDP (each rank feeds its own shard of
+    the data; the quantizer all-reduces its EMA statistics and broadcasts its k-means init itself) and
+    only rank 0 writes files.
     """
 
     def __init__(
@@ -138,6 +144,9 @@ class VQKDTrainer:
         data: Iterable[torch.Tensor],
         config: VQKDTrainConfig,
         checkpoint_dir: str | Path,
+        *,
+        hooks: Sequence[Hook] = (),
+        device: str | torch.device | None = None,
     ) -> None:
         if teacher.dim != model.config.target_dim:
             raise ValueError(
@@ -146,11 +155,19 @@ class VQKDTrainer:
             )
         self.config = config
         self.checkpoint_dir = Path(checkpoint_dir)
-        self.device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.rank, self.world_size = distributed_rank_world()
+        self.is_main = self.rank == 0
+        self.device = torch.device(device or config.device or default_device(int(os.environ.get("LOCAL_RANK", 0))))
+        self.hooks = list(hooks)
         torch.manual_seed(config.seed)
         np.random.seed(config.seed % 2**32)
         random.seed(config.seed)
         self.model = model.to(self.device).train()
+        if self.world_size > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.network: torch.nn.Module = DistributedDataParallel(self.model, device_ids=ids)
+        else:
+            self.network = self.model
         self.teacher = teacher.to(self.device)
         self.data = data
         self.step = 0
@@ -158,7 +175,7 @@ class VQKDTrainer:
         for name, param in model.named_parameters():
             if not param.requires_grad:
                 continue
-            plain = param.ndim <= 1 or name.endswith(("pos_embed", "cls_token"))
+            plain = param.ndim <= 1 or name.endswith(("pos_embed", "cls_token")) or name.startswith("quantizer.")
             (no_decay if plain else decay).append(param)
         self.optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
@@ -180,14 +197,18 @@ class VQKDTrainer:
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
         }
 
-    def save_checkpoint(self) -> Path:
+    def save_checkpoint(self) -> Path | None:
+        if not self.is_main:
+            return None
         path = step_checkpoint_path(self.checkpoint_dir, self.step)
         save_tokenizer(self.model, path, step=self.step, state=self._state())
         prune_checkpoints(self.checkpoint_dir, self.config.keep_checkpoints)
         return path
 
-    def export(self) -> Path:
-        """The tokenizer alone (with the teacher's config for provenance) as ``tokenizer.pt``."""
+    def export(self) -> Path | None:
+        """The tokenizer alone (with the teacher's config for provenance) as ``tokenizer.pt`` (rank 0)."""
+        if not self.is_main:
+            return None
         state = {"teacher": self.teacher.config.model_dump(mode="json")}
         return save_tokenizer(self.model, self.checkpoint_dir / FINAL_NAME, step=self.step, state=state)
 
@@ -230,13 +251,16 @@ class VQKDTrainer:
         images = images.to(self.device, non_blocking=True)
         target = resample_grid(self.teacher.features(images), self.teacher.grid, self.model.grid)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-            out = self.model(images)
+            out = self.network(images)
         rec = cosine_distance_loss(out.prediction, target)
         loss = rec + out.quant_loss.float()
-        if not torch.isfinite(loss).item():
+        bad = (~torch.isfinite(loss.detach())).float()
+        if self.world_size > 1:
+            dist.all_reduce(bad)  # every rank stops together instead of hanging in the next all-reduce
+        if bad.item():
             last = latest_checkpoint(self.checkpoint_dir)
             raise NonFiniteLossError(
-                f"step {self.step}: VQ-KD loss is not finite (rec={rec.item():.4g}, quant={out.quant_loss.item():.4g}); "
+                f"step {self.step}: VQ-KD loss is not finite on some rank (here rec={rec.item():.4g}, quant={out.quant_loss.item():.4g}); "
                 f"stopped before the optimizer step. Last good checkpoint: {last or 'none yet'}; lower lr or set grad_clip"
             )
         for group in self.optimizer.param_groups:
@@ -250,9 +274,16 @@ class VQKDTrainer:
         return {"loss": loss.detach(), "rec": rec.detach(), "quant": out.quant_loss.detach().float()}
 
     def _log(self, seconds_per_step: float) -> dict[str, float]:
+        """Loss terms averaged over steps (and ranks), code usage of all ranks; rank 0 appends them to metrics.jsonl."""
+        keys = sorted(self._sums)
+        sums = torch.stack([self._sums[k].double() for k in keys]) if keys else torch.zeros(0, dtype=torch.float64)
+        sums, usage = sums.to(self.device), self._usage.clone()
+        if self.world_size > 1:
+            dist.all_reduce(sums)
+            dist.all_reduce(usage)
         metrics = {"step": float(self.step)}
-        metrics.update({k: float(v) / max(self._count, 1) for k, v in self._sums.items()})
-        usage = self._usage.double()
+        metrics.update({k: float(v) / (max(self._count, 1) * self.world_size) for k, v in zip(keys, sums.tolist(), strict=True)})
+        usage = usage.double()
         probs = usage[usage > 0] / usage.sum().clamp(min=1)
         metrics["codebook_usage"] = float((usage > 0).double().mean())
         metrics["perplexity"] = float(torch.exp(-(probs * probs.log()).sum()))
@@ -260,9 +291,10 @@ class VQKDTrainer:
         metrics["seconds_per_step"] = seconds_per_step
         self._sums, self._count = {}, 0
         self._usage.zero_()
-        log.info("step %d: %s", self.step, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k != "step"))
-        with open(self.checkpoint_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(metrics) + "\n")
+        if self.is_main:
+            log.info("step %d: %s", self.step, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k != "step"))
+            with open(self.checkpoint_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(metrics) + "\n")
         return metrics
 
     def train(self) -> dict[str, float]:
@@ -280,37 +312,65 @@ class VQKDTrainer:
             self._count += 1
             self.step += 1
             final = self.step == self.config.steps
-            if self.step % self.config.log_every == 0 or final:
+            logged = self.step % self.config.log_every == 0 or final
+            if logged:
                 last = self._log((time.perf_counter() - start) / (self.step - start_step))
                 start, start_step = time.perf_counter(), self.step
-            if self.step % self.config.ckpt_every == 0 or final:
-                self.save_checkpoint()
+            checkpoint = self.save_checkpoint() if self.step % self.config.ckpt_every == 0 or final else None
+            if logged or checkpoint is not None:
+                for hook in self.hooks:
+                    hook(last if logged else {"step": float(self.step)}, checkpoint)
         self.export()
         return last
 
 
-def train_vqkd(
-    teacher: str | Teacher,
-    data: str | Path,
-    out: str | Path,
-    *,
-    preset: str = "tiny",
-    model: dict[str, Any] | None = None,
-    train: dict[str, Any] | None = None,
-    resume: bool = False,
-) -> dict[str, float]:
-    """Train a VQ-KD tokenizer from a preset on the images in ``data`` (shard set or folder).
+class VQKDJob(StrictConfig):
+    """What ``vq-tok train-vqkd`` runs (and what ``vq_core.launch`` passes to :func:`train_vqkd`)."""
 
-    ``teacher`` is a loaded teacher or a spec (``clip-proj:/models/clip-vit-base-patch16``,
-    ``random-clip:tiny``).  Writes checkpoints, ``metrics.jsonl`` and ``tokenizer.pt`` into ``out``.
+    teacher: str = Field(description="teacher spec, e.g. clip-proj:/models/clip-vit-base-patch16 or random-clip:tiny")
+    teacher_layer: int | None = Field(default=None, description="hidden state to distil (None: final output)")
+    teacher_size: int | None = Field(default=None, description="teacher input size (None: its own)")
+    preset: str = "tiny"
+    model: dict[str, Any] = Field(default_factory=dict, description="overrides of the preset's model config")
+    train: dict[str, Any] = Field(default_factory=dict, description="overrides of the preset's train config")
+    data: str = Field(description="image shard set, image folder, list file, ImageNet root or 'bundled'")
+    out: str = Field(description="run directory (step checkpoints, metrics.jsonl, tokenizer.pt)")
+    resume: bool = False
+
+
+def train_vqkd(config: dict[str, Any] | VQKDJob, session: Any = None) -> dict[str, float]:
+    """Train a VQ-KD tokenizer from a preset; the ``fn(config, session)`` loop of ``vq_core.launch``.
+
+    Loads the teacher from ``config.teacher`` (local files only), distils it into a fresh VQ-KD on the
+    images in ``config.data`` and writes checkpoints, ``metrics.jsonl`` and ``tokenizer.pt`` into
+    ``config.out``.  With a session (Ray Train): its device, Ray's restore directory on a restarted
+    worker, and metrics + each new checkpoint (in a directory of its own) through ``session.report``.
+    Several processes (torchrun, or Ray workers) train data-parallel with ``batch_size`` split over
+    them.  Returns the last logged metrics.
     """
-    teacher = load_teacher(teacher) if isinstance(teacher, str) else teacher
-    config = vqkd_config_for(preset, teacher, model)
+    job = config if isinstance(config, VQKDJob) else VQKDJob.from_dict(config, source="vqkd job")
+    if session is None:
+        init_distributed_from_env()
+    rank, world = (session.rank, session.world_size) if session is not None else distributed_rank_world()
+    if job.preset not in VQKD_PRESETS:
+        raise KeyError(f"no VQ-KD preset {job.preset!r}; known: {sorted(VQKD_PRESETS)}")
+    teacher = load_teacher(job.teacher, layer=job.teacher_layer, image_size=job.teacher_size)
     train_config = VQKDTrainConfig.from_dict(
-        deep_merge(VQKD_PRESETS[preset].train.model_dump(), train or {}), source=f"vqkd preset {preset} train"
+        deep_merge(VQKD_PRESETS[job.preset].train.model_dump(), job.train), source=f"vqkd preset {job.preset} train"
     )
-    batches = ImageBatches(data, image_size=config.encoder.image_size, batch_size=train_config.batch_size, seed=train_config.seed)
-    trainer = VQKDTrainer(VQKD(config), teacher, batches, train_config, out)
-    if resume:
+    torch.manual_seed(train_config.seed)  # the initial weights are part of the run's seeded state
+    model = VQKD(vqkd_config_for(job.preset, teacher, job.model))
+    out = Path(job.out)
+    restored = restore_from_session(session, out)
+    if train_config.batch_size % world:
+        raise ValueError(f"batch_size {train_config.batch_size} is not divisible by the {world} processes")
+    batches = ImageBatches(
+        job.data, image_size=model.image_size, batch_size=train_config.batch_size // world, seed=train_config.seed,
+        rank=rank, world_size=world,
+    )
+    hooks = [session_hook(session)] if session is not None else []
+    device = session.device if session is not None and train_config.device is None else None
+    trainer = VQKDTrainer(model, teacher, batches, train_config, out, hooks=hooks, device=device)
+    if job.resume or restored:
         trainer.resume()
     return trainer.train()

@@ -12,7 +12,8 @@ Key layout, read from the public code (``beit2/modeling_vqkd.py``, ``modeling_fi
 * ``quantize.embedding.weight`` (K, D): l2-normalised codes; the quantizer l2-normalises the encoder
   output and takes the code of least euclidean distance, i.e. the largest cosine.
   ``quantize.embedding.{cluster_size, embed_avg, initted}``, ``quantize.cluster_size``, the teacher
-  (``teacher_model.``), ``scaling_layer.`` and ``loss.`` are training-only and dropped.
+  (``teacher_model.``), ``scaling_layer.`` and ``loss.`` are training-only and dropped; the converted
+  quantizer is BEiT's (cosine, EMA, marked initialised), so training can continue from it.
 
 The separate ``q_bias``/``v_bias`` become one ``qkv`` bias with a zero key part (a key bias never
 changes attention).  The number of heads is not stored in the weights: BEiT uses 64-d heads, the default
@@ -34,7 +35,7 @@ from vq_core import VectorQuantizerConfig
 from vq_tokenizers.base import save_tokenizer
 from vq_tokenizers.converters.keymap import rename, unwrap_state_dict
 from vq_tokenizers.vit import ViTConfig
-from vq_tokenizers.vqkd import VQKD, VQKDConfig
+from vq_tokenizers.vqkd import VQKD, VQKDConfig, beit_quantizer
 
 log = logging.getLogger(__name__)
 
@@ -113,9 +114,7 @@ def beit_state_to_vqkd(
     config = VQKDConfig(
         encoder=_stack_config(state, "encoder", heads, source),
         decoder=_stack_config(state, "decoder", decoder_heads or heads, source),
-        quantizer=VectorQuantizerConfig(
-            **{"codebook_size": codebook.shape[0], "dim": codebook.shape[1], "distance": "cosine", **(quantizer or {})}
-        ),
+        quantizer=VectorQuantizerConfig(**{**beit_quantizer(codebook.shape[0], codebook.shape[1]), **(quantizer or {})}),
         target_dim=state["decode_task_layer.2.weight"].shape[0],
     )
     ours = _fuse_qkv_bias(rename(state, RULES, drop=DROP_PREFIXES))

@@ -1,9 +1,24 @@
-"""Frozen feature extractors (CLIP, ViT/DINO, DINOv2, torchvision ViT/ConvNeXt) behind one interface."""
+"""Frozen feature extractors (CLIP, ViT/DINO, DINOv2, torchvision ViT/ConvNeXt) behind one interface.
+
+``transformers`` takes seconds to import, so the Hugging Face and torchvision teacher modules load on
+first use (``load_teacher``, ``build_teacher`` or an attribute below): ``import vq_tokenizers`` stays
+fast for the families that need no teacher.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from vq_tokenizers.teachers.base import Teacher, TeacherConfig, TeacherError, resample_grid
-from vq_tokenizers.teachers.hf import HFTeacher, load_hf_teacher
 from vq_tokenizers.teachers.loading import RANDOM_TEACHERS, build_teacher, load_teacher
-from vq_tokenizers.teachers.torchvision_models import TorchvisionTeacher, load_torchvision_teacher
+
+_LAZY = {
+    "HFTeacher": "vq_tokenizers.teachers.hf",
+    "load_hf_teacher": "vq_tokenizers.teachers.hf",
+    "TorchvisionTeacher": "vq_tokenizers.teachers.torchvision_models",
+    "load_torchvision_teacher": "vq_tokenizers.teachers.torchvision_models",
+}
 
 __all__ = [
     "HFTeacher",
@@ -18,3 +33,9 @@ __all__ = [
     "load_torchvision_teacher",
     "resample_grid",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -123,6 +123,21 @@ def _preprocessor_defaults(path: Path) -> dict[str, Any]:
     return out
 
 
+def _clip_vision_config(path: Path) -> CLIPVisionConfig | None:
+    """The vision tower's config of a full ``CLIPModel`` directory (None for a vision-only one).
+
+    ``CLIPModel`` keeps ``projection_dim`` at the top level; the vision config read on its own would fall
+    back to the default 512 and refuse a checkpoint whose projection has another width.
+    """
+    data = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    if data.get("model_type") != "clip" or not isinstance(data.get("vision_config"), dict):
+        return None
+    vision = dict(data["vision_config"])
+    if "projection_dim" in data:
+        vision["projection_dim"] = data["projection_dim"]
+    return CLIPVisionConfig(**{k: v for k, v in vision.items() if k not in _VOLATILE_KEYS and k != "model_type"})
+
+
 def load_hf_teacher(
     kind: str, path: str | Path, *, image_size: int | None = None, layer: int | None = None, project: bool = False
 ) -> HFTeacher:
@@ -130,8 +145,11 @@ def load_hf_teacher(
     path = Path(path)
     _check_hf_dir(path, kind)
     cls = _model_class(kind, project)
+    kwargs: dict[str, Any] = {"add_pooling_layer": False} if cls is ViTModel else {}
+    if kind == "clip" and (vision := _clip_vision_config(path)) is not None:
+        kwargs["config"] = vision
     try:
-        model = cls.from_pretrained(path, local_files_only=True, **({"add_pooling_layer": False} if cls is ViTModel else {}))
+        model = cls.from_pretrained(path, local_files_only=True, **kwargs)
     except (OSError, ValueError, KeyError, RuntimeError) as err:
         raise TeacherError(f"{kind} teacher: cannot load {cls.__name__} from {path} ({type(err).__name__}: {err})") from err
     if kind == "clip" and project and not hasattr(model, "visual_projection"):

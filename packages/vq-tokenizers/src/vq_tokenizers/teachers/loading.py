@@ -15,18 +15,17 @@ Specs:
 
 from __future__ import annotations
 
-from transformers import CLIPVisionConfig
+from typing import Any
 
 from vq_tokenizers.teachers.base import Teacher, TeacherConfig
-from vq_tokenizers.teachers.hf import HFTeacher, load_hf_teacher, random_clip_teacher
-from vq_tokenizers.teachers.torchvision_models import TorchvisionTeacher, load_torchvision_teacher
 
-RANDOM_TEACHERS: dict[str, CLIPVisionConfig] = {
-    "tiny": CLIPVisionConfig(
-        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, image_size=32, patch_size=8,
-        projection_dim=16,
-    ),
+RANDOM_TEACHERS: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "image_size": 32,
+        "patch_size": 8, "projection_dim": 16,
+    },
 }
+"""``CLIPVisionConfig`` fields of the ``random-clip:<name>`` teachers."""
 RANDOM_SEED = 0
 _HF_KINDS = {
     "clip": ("clip", False),
@@ -40,7 +39,11 @@ _HF_KINDS = {
 def build_teacher(config: TeacherConfig) -> Teacher:
     """The network a config describes, with fresh weights (a checkpoint's state dict fills them)."""
     if config.kind in ("clip", "vit", "dinov2"):
+        from vq_tokenizers.teachers.hf import HFTeacher
+
         return HFTeacher(config)
+    from vq_tokenizers.teachers.torchvision_models import TorchvisionTeacher
+
     return TorchvisionTeacher(config)
 
 
@@ -50,15 +53,24 @@ def load_teacher(spec: str, *, image_size: int | None = None, layer: int | None 
     if not sep or not location:
         raise ValueError(f"teacher spec {spec!r} is not kind:path (e.g. clip:/models/clip-vit-base-patch16)")
     if kind in _HF_KINDS:
+        from vq_tokenizers.teachers.hf import load_hf_teacher
+
         hf_kind, project = _HF_KINDS[kind]
         return load_hf_teacher(hf_kind, location, image_size=image_size, layer=layer, project=project)
     if kind.startswith("tv-"):
+        from vq_tokenizers.teachers.torchvision_models import load_torchvision_teacher
+
         return load_torchvision_teacher(kind[3:], location, layer=layer, image_size=image_size)
     if kind == "random-clip":
         if location not in RANDOM_TEACHERS:
             raise ValueError(f"unknown random teacher {location!r}; known: {sorted(RANDOM_TEACHERS)}")
         if layer is not None:
             raise ValueError("random-clip teachers read the last layer only")
-        return random_clip_teacher(RANDOM_TEACHERS[location], seed=RANDOM_SEED, image_size=image_size, source=spec)
+        from transformers import CLIPVisionConfig
+
+        from vq_tokenizers.teachers.hf import random_clip_teacher
+
+        config = CLIPVisionConfig(**RANDOM_TEACHERS[location])
+        return random_clip_teacher(config, seed=RANDOM_SEED, image_size=image_size, source=spec)
     known = sorted([*_HF_KINDS, "tv-<torchvision arch>", "random-clip"])
     raise ValueError(f"unknown teacher kind {kind!r} in spec {spec!r}; known: {known}")

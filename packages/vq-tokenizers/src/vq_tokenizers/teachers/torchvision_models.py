@@ -101,9 +101,10 @@ def load_torchvision_teacher(
         raise TeacherError(f"torchvision teacher {name}: {path} is not a readable state dict ({why})") from err
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]
-    model = getattr(torchvision.models, name)(weights=None)
+    with torch.device("meta"):  # no random init of weights the file replaces anyway
+        model = getattr(torchvision.models, name)(weights=None)
     try:
-        model.load_state_dict(state)
+        model.load_state_dict(state, assign=True)
     except RuntimeError as err:
         raise TeacherError(f"torchvision teacher {name}: {path} does not hold {name} weights: {err}") from err
     size = image_size or (model.image_size if kind == "torchvision_vit" else 224)

@@ -293,9 +293,9 @@ class Trainer:
         config = self.config
         with_gan = self.step >= config.disc_start and self.loss.config.gan_weight > 0
         self.g_optimizer.zero_grad(set_to_none=True)
+        micro = [images.contiguous(memory_format=self.memory_format) for images in micro]
         recons = []
         for i, images in enumerate(micro):
-            images = images.contiguous(memory_format=self.memory_format)
             sync = i == len(micro) - 1 or not isinstance(self.network, DistributedDataParallel)
             with contextlib.nullcontext() if sync else self.network.no_sync():
                 with self._autocast():
