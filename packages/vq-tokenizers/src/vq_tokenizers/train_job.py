@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 from pydantic import Field
 
-from vq_core import MANIFEST_NAME, StrictConfig
+from vq_core import MANIFEST_NAME, StrictConfig, copy_checkpoint_files
 from vq_data import image_loader
 from vq_tokenizers.autoencoder import ConvVQTokenizer
 from vq_tokenizers.base import build_tokenizer, tokenizer_class
@@ -92,10 +92,7 @@ def restore_from_session(session: Any, out: Path) -> bool:
     with session.restore_dir() as directory:
         if directory is None:
             return False
-        out.mkdir(parents=True, exist_ok=True)
-        for item in Path(directory).iterdir():
-            if item.is_file():
-                shutil.copy2(item, out / item.name)
+        copy_checkpoint_files(Path(directory), out)
     return True
 
 
