@@ -1,1 +1,78 @@
-"""vq_eval."""
+"""vq-eval: FID/IS (pytorch-fid's Inception), PSNR, SSIM, LPIPS, rFID, codebook usage, and reports."""
+
+from vq_eval.codebook import usage_summary
+from vq_eval.fid import accumulate_inception, compute_reference, evaluate_generation, inception_statistics, provenance
+from vq_eval.frechet import frechet_distance
+from vq_eval.inception import (
+    INCEPTION_WEIGHTS_ENV,
+    INCEPTION_WEIGHTS_NAME,
+    FIDInceptionV3,
+    InceptionOutput,
+    load_fid_inception,
+    resolve_inception_weights,
+)
+from vq_eval.inception_score import InceptionScore
+from vq_eval.perceptual import LPIPS_BACKBONE_ENV, LPIPS_WEIGHTS_ENV, load_lpips
+from vq_eval.plots import codebook_usage_figure, patches_per_token, png_bytes, reconstruction_grid
+from vq_eval.psnr import psnr
+from vq_eval.reconstruction import (
+    RECONSTRUCTION_METRICS,
+    Autoencoder,
+    evaluate_reconstruction,
+    to_8bit_levels,
+    usage_for,
+)
+from vq_eval.reference import ReferenceError, ReferenceStats
+from vq_eval.report import Picture, format_table, write_metrics, write_report
+from vq_eval.sources import ImageBatches, SourceError, list_images, open_images
+from vq_eval.ssim import ssim
+from vq_eval.statistics import FeatureStatistics
+from vq_eval.tokenizer_report import ExampleCollector, tokenizer_report
+from vq_eval.version import __version__
+from vq_eval.weights import WeightsNotFoundError
+
+__all__ = [
+    "INCEPTION_WEIGHTS_ENV",
+    "INCEPTION_WEIGHTS_NAME",
+    "LPIPS_BACKBONE_ENV",
+    "LPIPS_WEIGHTS_ENV",
+    "RECONSTRUCTION_METRICS",
+    "Autoencoder",
+    "ExampleCollector",
+    "FIDInceptionV3",
+    "FeatureStatistics",
+    "ImageBatches",
+    "InceptionOutput",
+    "InceptionScore",
+    "Picture",
+    "ReferenceError",
+    "ReferenceStats",
+    "SourceError",
+    "WeightsNotFoundError",
+    "__version__",
+    "accumulate_inception",
+    "codebook_usage_figure",
+    "compute_reference",
+    "evaluate_generation",
+    "evaluate_reconstruction",
+    "format_table",
+    "frechet_distance",
+    "inception_statistics",
+    "list_images",
+    "load_fid_inception",
+    "load_lpips",
+    "open_images",
+    "patches_per_token",
+    "png_bytes",
+    "provenance",
+    "psnr",
+    "reconstruction_grid",
+    "resolve_inception_weights",
+    "ssim",
+    "to_8bit_levels",
+    "tokenizer_report",
+    "usage_for",
+    "usage_summary",
+    "write_metrics",
+    "write_report",
+]

@@ -44,6 +44,4 @@ def resolve_weights(
     places = ", ".join(str(p) for p in defaults)
     how = f"download {url} on a machine with internet access and copy it to one of them" if url else "copy the file there"
     hint = f", or pass --{flag} PATH" if flag else ""
-    raise WeightsNotFoundError(
-        f"{what} weights not found; looked in: {places}. Fix: {how}, set ${env_var}{hint}"
-    )
+    raise WeightsNotFoundError(f"{what} weights not found; looked in: {places}. Fix: {how}, set ${env_var}{hint}")
