@@ -153,11 +153,11 @@ class Pipeline:
         def body(directory: Path, digest: str) -> dict[str, Any]:
             common = {"samples_per_shard": cfg.samples_per_shard, "ten_crop": cfg.ten_crop, "batch_size": cfg.batch_size}
             if ray.address is None:
-                from vq_tokenizers.tokenize import tokenize_shards
+                from vq_tokenizers import tokenize_shards
 
                 manifest = tokenize_shards(decoder.outputs["checkpoint"], data.outputs["train"], directory / "shards", **common)
             else:
-                from vq_tokenizers.tokenize_ray import tokenize_shards_ray
+                from vq_tokenizers import tokenize_shards_ray
 
                 manifest = tokenize_shards_ray(
                     decoder.outputs["checkpoint"], data.outputs["train"], directory / "shards", ray_address=ray.address,

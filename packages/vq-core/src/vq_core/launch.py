@@ -125,12 +125,14 @@ def launch(
         raise RuntimeError("Ray is not installed: pip install 'ray[train,data]'") from err
     if not ray.is_initialized():
         ray.init(address=None if ray_address == "local" else ray_address, include_dashboard=False, log_to_driver=False)
-    storage = Path(storage_path or tempfile.mkdtemp(prefix="vq-ray-")).resolve()
+    storage = str(storage_path or tempfile.mkdtemp(prefix="vq-ray-"))
+    if "://" not in storage:  # s3://, gs://, ... go to Ray as they are; local paths must be absolute
+        storage = str(Path(storage).resolve())
     trainer = TorchTrainer(
         _ray_worker,
         train_loop_config={"fn": fn, "config": config},
         scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu),
-        run_config=RunConfig(storage_path=str(storage), name=name, failure_config=FailureConfig(max_failures=max_failures)),
+        run_config=RunConfig(storage_path=storage, name=name, failure_config=FailureConfig(max_failures=max_failures)),
     )
     return trainer.fit()
 

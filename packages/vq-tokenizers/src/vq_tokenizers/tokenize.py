@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -64,6 +64,18 @@ def tokenizer_info(model: Tokenizer, checkpoint: str | os.PathLike[str], *, ten_
     )
 
 
+def token_sample(record: ImageRecord, grid: np.ndarray, dtype: np.dtype, ten_crop: bool) -> dict[str, Any]:
+    """One token-shard sample as the data contract defines it (shared with the Ray Data path)."""
+    sample: dict[str, Any] = {
+        "__key__": record.key,
+        "tokens.npy": grid.astype(dtype),
+        "json": {**(record.meta or {}), "crop": "ten_crop" if ten_crop else "center"},
+    }
+    if record.label is not None:
+        sample["cls"] = record.label
+    return sample
+
+
 def tokenize_shards(
     tokenizer_ckpt: str | os.PathLike[str],
     image_source: str | os.PathLike[str],
@@ -101,14 +113,7 @@ def tokenize_shards(
         for batch in _batched(source.iter_records(start=done), batch_size):
             tokens = encode_records(model, batch, ten_crop=ten_crop, device=device)
             for record, grid in zip(batch, tokens):
-                sample = {
-                    "__key__": record.key,
-                    "tokens.npy": grid.astype(dtype),
-                    "json": {**(record.meta or {}), "crop": "ten_crop" if ten_crop else "center"},
-                }
-                if record.label is not None:
-                    sample["cls"] = record.label
-                writer.write(sample)
+                writer.write(token_sample(record, grid, dtype, ten_crop))
             bar.update(len(batch))
         bar.close()
     return writer.manifest

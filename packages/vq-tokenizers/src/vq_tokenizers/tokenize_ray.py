@@ -28,25 +28,13 @@ import numpy as np
 from vq_core import DatasetInfo, Manifest, ShardEntry, TokenizerInfo, progress
 from vq_data import ShardSetWriter
 from vq_tokenizers.base import load_tokenizer
-from vq_tokenizers.images import ImageRecord, ImageSource
-from vq_tokenizers.tokenize import _batched, encode_records, tokenizer_info
+from vq_tokenizers.images import ImageSource
+from vq_tokenizers.tokenize import _batched, encode_records, token_sample, tokenizer_info
 
 log = logging.getLogger(__name__)
 
 TOOL = "vq-tok tokenize"  # the single-process tool name: the manifests must not differ
 SHARD_PREFIX = "shard"
-
-
-def token_sample(record: ImageRecord, grid: np.ndarray, dtype: np.dtype, ten_crop: bool) -> dict[str, Any]:
-    """One token-shard sample as the data contract (and ``tokenize_shards``) writes it."""
-    sample: dict[str, Any] = {
-        "__key__": record.key,
-        "tokens.npy": grid.astype(dtype),
-        "json": {**(record.meta or {}), "crop": "ten_crop" if ten_crop else "center"},
-    }
-    if record.label is not None:
-        sample["cls"] = record.label
-    return sample
 
 
 class ShardTokenizer:
