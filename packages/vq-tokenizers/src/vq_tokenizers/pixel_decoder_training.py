@@ -16,12 +16,12 @@ from typing import Any
 import torch
 from pydantic import Field
 
-from vq_core import StrictConfig
 from vq_tokenizers.base import Tokenizer, load_tokenizer
 from vq_tokenizers.losses import LossConfig
 from vq_tokenizers.pixel_decoder import PixelDecoderTokenizer
 from vq_tokenizers.presets import LLAMAGEN_LOSS, LLAMAGEN_TRAIN, PAPER_TRAIN, TAMING_LOSS, TINY_LOSS, TINY_TRAIN, Preset
 from vq_tokenizers.train_job import (
+    ImageTrainJob,
     deep_merge,
     init_distributed_from_env,
     restore_from_session,
@@ -74,18 +74,12 @@ def pixel_decoder_shape(preset: str, source: Tokenizer, overrides: dict[str, Any
     return deep_merge(shape, overrides or {})
 
 
-class PixelDecoderJob(StrictConfig):
-    """What ``vq-tok train-pixel-decoder`` runs (and what ``vq_core.launch`` passes to :func:`train_pixel_decoder`)."""
+class PixelDecoderJob(ImageTrainJob):
+    """What ``vq-tok train-pixel-decoder`` runs (and what ``vq_core.launch`` passes to :func:`train_pixel_decoder`);
+    ``out/tokenizer.pt`` is the pixel tokenizer."""
 
     tokenizer: str = Field(description="checkpoint of the frozen VQ-KD / Cluster (any family with encode) tokenizer")
-    preset: str = "tiny"
     decoder: dict[str, Any] = Field(default_factory=dict, description="overrides of the preset's decoder fields")
-    loss: dict[str, Any] = Field(default_factory=dict, description="overrides of the preset's loss config")
-    train: dict[str, Any] = Field(default_factory=dict, description="overrides of the preset's train config")
-    data: str = Field(description="image shard set, or a vq-data source (image folder, list file, ImageNet root, bundled)")
-    num_workers: int = Field(default=0, ge=0, description="decoding worker processes (image shard sets)")
-    out: str = Field(description="run directory; out/tokenizer.pt is the pixel tokenizer")
-    resume: bool = False
 
 
 def train_pixel_decoder(config: dict[str, Any] | PixelDecoderJob, session: Any = None) -> dict[str, float]:

@@ -30,18 +30,24 @@ from vq_tokenizers.training import ImageBatches, TrainConfig, Trainer
 from vq_tokenizers.training.trainer import distributed_rank_world
 
 
-class TrainJob(StrictConfig):
-    """What ``vq-tok train`` runs."""
+class ImageTrainJob(StrictConfig):
+    """Fields every pixel-space training job shares (tokenizers and pixel decoders): preset overrides,
+    the image data, and where the run lives."""
 
-    family: str | None = Field(default=None, description="needed where the preset name exists for several families")
     preset: str = "tiny"
-    model: dict[str, Any] = Field(default_factory=dict, description="overrides of the preset's model config")
     loss: dict[str, Any] = Field(default_factory=dict, description="overrides of the preset's loss config")
     train: dict[str, Any] = Field(default_factory=dict, description="overrides of the preset's train config")
     data: str = Field(description="image shard set, or a vq-data source (image folder, list file, ImageNet root, bundled)")
     num_workers: int = Field(default=0, ge=0, description="decoding worker processes (image shard sets)")
     out: str = Field(description="checkpoint directory (checkpoints, samples/, metrics.jsonl, tokenizer.pt)")
     resume: bool = False
+
+
+class TrainJob(ImageTrainJob):
+    """What ``vq-tok train`` runs."""
+
+    family: str | None = Field(default=None, description="needed where the preset name exists for several families")
+    model: dict[str, Any] = Field(default_factory=dict, description="overrides of the preset's model config")
     init_from: str | None = Field(default=None, description="start from these weights (e.g. a converted checkpoint)")
 
 
