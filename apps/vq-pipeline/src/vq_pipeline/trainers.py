@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from vq_core import launch
+from vq_core import final_metrics, launch
 
 from vq_pipeline.config import RaySettings
 
@@ -38,8 +38,4 @@ def run_trainer(
         name=name,
         max_failures=ray.max_failures,
     )
-    if ray.address is None:
-        return dict(result or {})
-    if result.error is not None:
-        raise RuntimeError(f"Ray job {name} failed (its files are under {storage / name}): {result.error}") from result.error
-    return dict(result.metrics or {})
+    return final_metrics(result, name=name, storage=storage)

@@ -20,7 +20,7 @@ from vq_ar.model import count_parameters
 from vq_ar.sampling import SamplingConfig, generate
 from vq_ar.training import TrainConfig, train, train_loop
 from vq_ar.validation import complete_half, completion_match, teacher_forced_metrics
-from vq_core import CheckpointError, ManifestError, atomic_write_text, launch
+from vq_core import CheckpointError, ManifestError, atomic_write_text, launch_command, launch_options
 from vq_data import open_manifest
 
 log = logging.getLogger("vq_ar")
@@ -134,10 +134,7 @@ def sizes(vocab: int, classes: int, grid: int) -> None:
 @click.option("--stop-at", type=int, default=None, help="end this run after that step (resumable)")
 @click.option("--resume", is_flag=True, help="continue OUT/checkpoints/last.pt")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a model config field, e.g. rope=1d")
-@click.option("--ray-address", default=None, help="run as a Ray Train job: 'local' (Ray started here) or 'auto' (cluster)")
-@click.option("--num-workers", type=int, default=1, show_default=True, help="Ray Train workers (DDP ranks)")
-@click.option("--gpus", is_flag=True, help="one GPU per Ray worker")
-@click.option("--max-failures", type=int, default=2, show_default=True, help="Ray restarts after a worker dies")
+@launch_options
 def train_cmd(
     data: str,
     out: str,
@@ -149,19 +146,18 @@ def train_cmd(
     num_workers: int,
     gpus: bool,
     max_failures: int,
+    storage_path: str | None,
     **kw: Any,
 ) -> None:
     """Train on a token shard set; the model's vocabulary, classes and grid come from its manifest."""
-    if ray_address is None and num_workers > 1:
-        raise click.BadParameter("several workers run on Ray: add --ray-address local (or auto on a cluster)", param_hint="--num-workers")
-    if ray_address is not None:
+    if ray_address is not None or num_workers > 1 or gpus:
         if stop_at is not None:
             raise click.BadParameter("--stop-at is for in-process runs", param_hint="--stop-at")
         loop = {"data": data, "out": out, "size": size, "model_overrides": _parse_overrides(overrides),
                 "train": TrainConfig(**kw).model_dump(mode="json"), "resume": resume}
-        ray_result = launch(train_loop, loop, ray_address=ray_address, num_workers=num_workers, use_gpu=gpus,
-                            storage_path=Path(out).resolve() / "ray", name="vq-ar-train", max_failures=max_failures)
-        click.echo(json.dumps({**ray_result.metrics, "model": str(Path(out) / "model.pt")}))
+        metrics = launch_command(train_loop, loop, out=out, name="vq-ar-train", ray_address=ray_address,
+                                 num_workers=num_workers, gpus=gpus, max_failures=max_failures, storage_path=storage_path)
+        click.echo(json.dumps({**metrics, "model": str(Path(out) / "model.pt")}))
         return
     result = train(
         data,

@@ -143,3 +143,14 @@ def copy_checkpoint_files(source: Path, target: Path) -> None:
     for item in source.iterdir():
         if item.is_file():
             shutil.copy2(item, target / item.name)
+
+
+def final_metrics(result: Any, *, name: str, storage: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """The last metrics of a :func:`launch` call: ``fn``'s return value in-process, Ray's last report
+    otherwise.  A Ray run that failed (after its restarts) raises, naming where its files are."""
+    if not (hasattr(result, "metrics") and hasattr(result, "error")):
+        return dict(result or {})
+    if result.error is not None:
+        where = f" (its files are under {Path(storage) / name})" if storage is not None else ""
+        raise RuntimeError(f"Ray job {name} failed{where}: {result.error}") from result.error
+    return dict(result.metrics or {})

@@ -10,10 +10,13 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+from typing import Any
 
 import click
 
+from vq_core import launch_options
 from vq_tokenizers.cli_options import parse_overrides as _parse_overrides
+from vq_tokenizers.cli_options import run_job
 
 COMMAND_MODULES: tuple[str, ...] = ("vq_tokenizers.cli_vqkd",)
 
@@ -34,13 +37,14 @@ def main(verbose: bool) -> None:
 @click.option("--batch-size", type=int, default=None, help="global images per optimizer step")
 @click.option("--lr", type=float, default=None)
 @click.option("--device", default=None)
-@click.option("--num-workers", type=int, default=0, show_default=True, help="decoding workers (image shard sets)")
+@click.option("--loader-workers", type=int, default=0, show_default=True, help="decoding worker processes (image shard sets)")
 @click.option("--resume", is_flag=True, help="continue from the latest checkpoint in --out")
 @click.option("--init-from", type=click.Path(exists=True), default=None, help="start from these weights")
 @click.option("--lpips-vgg", type=click.Path(), default=None, help="torchvision vgg16 weights for LPIPS")
 @click.option("--set", "model_set", multiple=True, help="model override key=value (e.g. quantizer.codebook_size=512)")
 @click.option("--loss-set", multiple=True, help="loss override key=value (e.g. perceptual_weight=0)")
 @click.option("--train-set", multiple=True, help="train override key=value (e.g. ema_decay=0.999)")
+@launch_options
 def train(
     family: str | None,
     preset: str,
@@ -50,15 +54,16 @@ def train(
     batch_size: int | None,
     lr: float | None,
     device: str | None,
-    num_workers: int,
+    loader_workers: int,
     resume: bool,
     init_from: str | None,
     lpips_vgg: str | None,
     model_set: tuple[str, ...],
     loss_set: tuple[str, ...],
     train_set: tuple[str, ...],
+    **launch_flags: Any,
 ) -> None:
-    """Train a VQGAN / CVQ-VAE / FSQ tokenizer from a preset (single process, or under torchrun)."""
+    """Train a VQGAN / CVQ-VAE / FSQ tokenizer from a preset (one process, under torchrun, or on Ray)."""
     from vq_tokenizers.train_job import TrainJob, train_tokenizer
 
     train_overrides = _parse_overrides(train_set, "--train-set")
@@ -76,11 +81,11 @@ def train(
         train=train_overrides,
         data=data,
         out=out,
-        num_workers=num_workers,
+        num_workers=loader_workers,
         resume=resume,
         init_from=init_from,
     )
-    metrics = train_tokenizer(job)
+    metrics = run_job(train_tokenizer, job, name="vq-tok-train", launch_flags=launch_flags)
     click.echo(json.dumps(metrics, indent=2))
 
 

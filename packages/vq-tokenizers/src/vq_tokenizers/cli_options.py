@@ -1,4 +1,4 @@
-"""Parsing of the ``--set key=value`` style overrides shared by every ``vq-tok`` command module.
+"""What every ``vq-tok`` command module shares: ``--set key=value`` overrides and running a job.
 
 A module of its own so that command modules (``cli_vqkd``) need not import ``cli``: under
 ``python -m vq_tokenizers.cli`` (torchrun) ``cli`` runs as ``__main__`` and importing it again from a
@@ -8,9 +8,12 @@ command module would re-enter the half-initialised registration loop.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import click
+
+from vq_core import launch_command
 
 
 def parse_overrides(pairs: tuple[str, ...], what: str) -> dict[str, Any]:
@@ -30,3 +33,11 @@ def parse_overrides(pairs: tuple[str, ...], what: str) -> dict[str, Any]:
             node = node.setdefault(parent, {})
         node[leaf] = value
     return out
+
+
+def run_job(fn: Callable[..., dict[str, Any]], job: Any, *, name: str, launch_flags: dict[str, Any]) -> dict[str, Any]:
+    """Run a training job in this process (also under torchrun), or as a Ray Train job when the
+    ``vq_core.launch_options`` flags ask for Ray; its final metrics."""
+    if launch_flags["ray_address"] is None and launch_flags["num_workers"] == 1 and not launch_flags["gpus"]:
+        return fn(job)
+    return launch_command(fn, job.model_dump(mode="json"), out=job.out, name=name, **launch_flags)

@@ -17,18 +17,19 @@ from typing import Any
 
 import click
 
-from vq_tokenizers.cli_options import parse_overrides
+from vq_core import launch_options
+from vq_tokenizers.cli_options import parse_overrides, run_job
 
 DATA_HELP = "image shard set, image folder, list file, ImageNet root or 'bundled'"
 TEACHER_HELP = "teacher spec kind:path (clip:DIR, clip-proj:DIR, dino:DIR, dinov2:DIR, tv-vit_b_16:FILE, random-clip:tiny)"
 
 
-def _run(fn: Callable[[Any], dict[str, float]], job: Any) -> dict[str, float]:
-    """Run a job, turning a missing or unusable teacher into a usage error that names the file."""
+def _run(fn: Callable[..., dict[str, float]], job: Any, name: str, launch_flags: dict[str, Any]) -> dict[str, Any]:
+    """Run a job (here or on Ray), turning a missing or unusable teacher into a usage error naming the file."""
     from vq_tokenizers.teachers import TeacherError
 
     try:
-        return fn(job)
+        return run_job(fn, job, name=name, launch_flags=launch_flags)
     except TeacherError as err:
         raise click.BadParameter(str(err), param_hint="--teacher") from err
 
@@ -47,6 +48,7 @@ def _run(fn: Callable[[Any], dict[str, float]], job: Any) -> dict[str, float]:
 @click.option("--resume", is_flag=True, help="continue from the latest checkpoint in --out")
 @click.option("--set", "model_set", multiple=True, help="model override key=value (e.g. quantizer.codebook_size=512)")
 @click.option("--train-set", multiple=True, help="train override key=value (e.g. warmup_steps=100)")
+@launch_options
 def train_vqkd_cmd(
     teacher: str,
     teacher_layer: int | None,
@@ -61,6 +63,7 @@ def train_vqkd_cmd(
     resume: bool,
     model_set: tuple[str, ...],
     train_set: tuple[str, ...],
+    **launch_flags: Any,
 ) -> None:
     """Distil a teacher's patch features into VQ-KD tokens (BEiT v2)."""
     from vq_tokenizers.vqkd_training import VQKDJob, train_vqkd
@@ -73,7 +76,7 @@ def train_vqkd_cmd(
         teacher=teacher, teacher_layer=teacher_layer, teacher_size=teacher_size, preset=preset,
         model=parse_overrides(model_set, "--set"), train=train, data=data, out=out, resume=resume,
     )
-    click.echo(json.dumps(_run(train_vqkd, job), indent=2))
+    click.echo(json.dumps(_run(train_vqkd, job, "vq-tok-train-vqkd", launch_flags), indent=2))
 
 
 @click.command("fit-cluster")
@@ -92,12 +95,14 @@ def train_vqkd_cmd(
 @click.option("--max-images", type=int, default=None, help="use at most this many images")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default=None)
-def fit_cluster_cmd(**options: Any) -> None:
+@launch_options
+def fit_cluster_cmd(ray_address: str | None, num_workers: int, gpus: bool, max_failures: int, storage_path: str | None, **options: Any) -> None:
     """Cluster a teacher's patch features into a k-code tokenizer (streaming, memory-bounded k-means)."""
     from vq_tokenizers.cluster import ClusterJob, fit_cluster
 
     job = ClusterJob(**options)
-    report = _run(fit_cluster, job)
+    launch_flags = {"ray_address": ray_address, "num_workers": num_workers, "gpus": gpus, "max_failures": max_failures, "storage_path": storage_path}
+    report = _run(fit_cluster, job, "vq-tok-fit-cluster", launch_flags)
     click.echo(json.dumps({"checkpoint": str(Path(job.out) / "tokenizer.pt"), **report}, indent=2))
 
 
@@ -111,12 +116,13 @@ def fit_cluster_cmd(**options: Any) -> None:
 @click.option("--batch-size", type=int, default=None)
 @click.option("--lr", type=float, default=None)
 @click.option("--device", default=None)
-@click.option("--num-workers", type=int, default=0, show_default=True, help="decoding workers (image shard sets)")
+@click.option("--loader-workers", type=int, default=0, show_default=True, help="decoding worker processes (image shard sets)")
 @click.option("--resume", is_flag=True, help="continue from the latest checkpoint in --out")
 @click.option("--lpips-vgg", type=click.Path(), default=None, help="torchvision vgg16 weights for LPIPS")
 @click.option("--set", "model_set", multiple=True, help="decoder override key=value (e.g. ch=64)")
 @click.option("--loss-set", multiple=True, help="loss override key=value (e.g. perceptual_weight=0)")
 @click.option("--train-set", multiple=True, help="train override key=value")
+@launch_options
 def train_pixel_decoder_cmd(
     tokenizer: str,
     preset: str,
@@ -127,12 +133,13 @@ def train_pixel_decoder_cmd(
     batch_size: int | None,
     lr: float | None,
     device: str | None,
-    num_workers: int,
+    loader_workers: int,
     resume: bool,
     lpips_vgg: str | None,
     model_set: tuple[str, ...],
     loss_set: tuple[str, ...],
     train_set: tuple[str, ...],
+    **launch_flags: Any,
 ) -> None:
     """Train a conv pixel decoder on the frozen tokens of TOKENIZER (same token space, now decodable)."""
     from vq_tokenizers.pixel_decoder_training import PixelDecoderJob, train_pixel_decoder
@@ -148,10 +155,10 @@ def train_pixel_decoder_cmd(
         if value is not None:
             train[key] = value
     job = PixelDecoderJob(
-        tokenizer=tokenizer, preset=preset, decoder=decoder, loss=loss, train=train, data=data, num_workers=num_workers,
+        tokenizer=tokenizer, preset=preset, decoder=decoder, loss=loss, train=train, data=data, num_workers=loader_workers,
         out=out, resume=resume,
     )
-    click.echo(json.dumps(_run(train_pixel_decoder, job), indent=2))
+    click.echo(json.dumps(_run(train_pixel_decoder, job, "vq-tok-train-pixel-decoder", launch_flags), indent=2))
 
 
 @click.command("beit")
