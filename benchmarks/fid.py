@@ -18,45 +18,15 @@ import argparse
 import json
 import platform
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision
 from pytorch_fid import inception as pfid_inception
 from pytorch_fid.fid_score import calculate_frechet_distance
 
-from vq_eval import INCEPTION_WEIGHTS_NAME, frechet_distance, load_fid_inception
-
-
-def random_weights(path: Path, seed: int = 0) -> Path:
-    """torchvision Inception3 with the FID head, randomised so activations stay O(1) through the depth."""
-    torch.manual_seed(seed)
-    state = torchvision.models.inception_v3(weights=None, aux_logits=False, num_classes=1008, init_weights=False).state_dict()
-    for key, value in state.items():
-        if key.endswith("conv.weight"):
-            value.normal_(0, (2 / value[0].numel()) ** 0.5)
-        elif key.endswith(("bn.weight", "running_var")):
-            value.uniform_(0.5, 1.5)
-        elif key.endswith(("bn.bias", "running_mean")):
-            value.normal_(0, 0.1)
-    torch.save(state, path)
-    return path
-
-
-def timed(fn: Callable[[], object], repeats: int, sync: Callable[[], None]) -> float:
-    """Best of ``repeats`` wall times after one warm-up call."""
-    fn()
-    sync()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync()
-        best = min(best, time.perf_counter() - start)
-    return best
+from timing import timed
+from vq_eval import INCEPTION_WEIGHTS_NAME, frechet_distance, load_fid_inception, random_inception_state
 
 
 def main() -> None:
@@ -73,10 +43,10 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     with tempfile.TemporaryDirectory() as tmp:
-        weights = random_weights(Path(tmp) / INCEPTION_WEIGHTS_NAME)
+        weights = Path(tmp) / INCEPTION_WEIGHTS_NAME
+        torch.save(random_inception_state(), weights)
         ours = load_fid_inception(weights, device=device)
         ours_cl = load_fid_inception(weights, device=device, channels_last=True)
         pfid_inception.load_state_dict_from_url = lambda *a, **k: torch.load(weights)  # their 'download'
@@ -95,9 +65,9 @@ def main() -> None:
 
     feature_diff = float((run_ours() - run_theirs()).abs().max())
     feature_diff_cl = float((run_ours(ours_cl) - run_theirs()).abs().max())
-    t_ours = timed(run_ours, args.repeats, sync)
-    t_ours_cl = timed(lambda: run_ours(ours_cl), args.repeats, sync)
-    t_theirs = timed(run_theirs, args.repeats, sync)
+    t_ours = timed(run_ours, device, args.repeats)[0]
+    t_ours_cl = timed(lambda: run_ours(ours_cl), device, args.repeats)[0]
+    t_theirs = timed(run_theirs, device, args.repeats)[0]
 
     rng = np.random.default_rng(0)
     mixing = rng.normal(size=(2048, 2048)) / 45
@@ -107,9 +77,9 @@ def main() -> None:
     fid_eigh = frechet_distance(mu1, s1, mu2, s2)
     fid_sqrtm = frechet_distance(mu1, s1, mu2, s2, method="sqrtm")
     fid_theirs = calculate_frechet_distance(mu1, s1, mu2, s2)
-    t_eigh = timed(lambda: frechet_distance(mu1, s1, mu2, s2), 1, lambda: None)
-    t_sqrtm = timed(lambda: frechet_distance(mu1, s1, mu2, s2, method="sqrtm"), 1, lambda: None)
-    t_pfid = timed(lambda: calculate_frechet_distance(mu1, s1, mu2, s2), 1, lambda: None)
+    t_eigh = timed(lambda: frechet_distance(mu1, s1, mu2, s2), torch.device("cpu"), 1, warmup=False)[0]
+    t_sqrtm = timed(lambda: frechet_distance(mu1, s1, mu2, s2, method="sqrtm"), torch.device("cpu"), 1, warmup=False)[0]
+    t_pfid = timed(lambda: calculate_frechet_distance(mu1, s1, mu2, s2), torch.device("cpu"), 1, warmup=False)[0]
 
     n = args.images
     results = {

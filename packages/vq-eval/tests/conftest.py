@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_limits
 from torch import nn
 from torch.nn import functional as F
 
-from vq_eval import INCEPTION_WEIGHTS_NAME, FIDInceptionV3, load_fid_inception
+from vq_eval import INCEPTION_WEIGHTS_NAME, FIDInceptionV3, load_fid_inception, random_inception_state
 from vq_eval.cli import main as cli_main
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
@@ -29,27 +29,6 @@ PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 # BLAS threads made 1024-d eigendecompositions 3x slower than a single thread)
 torch.set_num_threads(1)
 threadpool_limits(1)
-
-
-def random_inception_state(seed: int = 0) -> dict[str, torch.Tensor]:
-    """torchvision Inception3 with the FID head (1008 classes), every tensor randomised.
-
-    He-scaled convolutions and non-trivial batch-norm statistics keep activations O(1) through the
-    whole depth, so feature comparisons are not trivially satisfied by all-zero outputs.
-    """
-    torch.manual_seed(seed)
-    model = torchvision.models.inception_v3(weights=None, aux_logits=False, num_classes=1008, init_weights=False)
-    state = model.state_dict()
-    for key, value in state.items():
-        if key.endswith("conv.weight"):
-            value.normal_(0, (2 / value[0].numel()) ** 0.5)
-        elif key.endswith(("bn.weight", "running_var")):
-            value.uniform_(0.5, 1.5)
-        elif key.endswith(("bn.bias", "running_mean")):
-            value.normal_(0, 0.1)
-        elif key.startswith("fc."):
-            value.normal_(0, 0.02)
-    return state
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ from vq_eval.inception import (
     FIDInceptionV3,
     InceptionOutput,
     load_fid_inception,
+    random_inception_state,
     resolve_inception_weights,
 )
 from vq_eval.inception_score import InceptionScore
@@ -32,6 +33,7 @@ from vq_eval.version import __version__
 from vq_eval.weights import WeightsNotFoundError
 
 __all__ = [
+    "random_inception_state",
     "INCEPTION_WEIGHTS_ENV",
     "INCEPTION_WEIGHTS_NAME",
     "LPIPS_BACKBONE_ENV",

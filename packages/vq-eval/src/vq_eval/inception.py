@@ -294,3 +294,27 @@ def load_fid_inception(
     model.weights_sha256 = file_sha256(weights)
     log.info("loaded FID Inception weights %s (sha256 %s)", weights, model.weights_sha256[:12])
     return model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
+
+
+def random_inception_state(seed: int = 0) -> dict[str, torch.Tensor]:
+    """A state dict in the FID Inception layout with random weights, for tests and benchmarks on
+    machines without the real file (same layout, so the loading path is the one real weights take).
+
+    He-scaled convolutions and non-trivial batch-norm statistics keep activations O(1) through the
+    whole depth, so feature comparisons are not trivially satisfied by all-zero outputs.
+    """
+    import torchvision
+
+    torch.manual_seed(seed)
+    model = torchvision.models.inception_v3(weights=None, aux_logits=False, num_classes=1008, init_weights=False)
+    state = model.state_dict()
+    for key, value in state.items():
+        if key.endswith("conv.weight"):
+            value.normal_(0, (2 / value[0].numel()) ** 0.5)
+        elif key.endswith(("bn.weight", "running_var")):
+            value.uniform_(0.5, 1.5)
+        elif key.endswith(("bn.bias", "running_mean")):
+            value.normal_(0, 0.1)
+        elif key.startswith("fc."):
+            value.normal_(0, 0.02)
+    return state
