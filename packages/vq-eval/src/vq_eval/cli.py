@@ -122,12 +122,9 @@ def fid_command(
     channels_last: bool,
 ) -> None:
     """FID of the images in GENERATED (folder or shard set) against --ref."""
-    with _user_errors():
-        reference = ReferenceStats.load(ref_path)
-        batches = open_images(generated, batch_size=batch_size, image_size=image_size, limit=limit)
-        inception = load_fid_inception(inception_weights, device=device, channels_last=channels_last)
-        result = evaluate_generation(inception, batches, reference=reference, splits=0, fid_method=method)  # type: ignore[arg-type]
-    _emit(result, out_path)
+    _score_generated(generated, ref_path, splits=0, method=method, out_path=out_path, image_size=image_size,
+                     batch_size=batch_size, limit=limit, inception_weights=inception_weights, device=device,
+                     channels_last=channels_last)
 
 
 @main.command("generation")
@@ -149,11 +146,31 @@ def generation_command(
     channels_last: bool,
 ) -> None:
     """FID (with --ref) and Inception Score of generated SAMPLES (folder or shard set)."""
+    _score_generated(samples, ref_path, splits=splits, method="eigh", out_path=out_path, image_size=image_size,
+                     batch_size=batch_size, limit=limit, inception_weights=inception_weights, device=device,
+                     channels_last=channels_last)
+
+
+def _score_generated(
+    images: str,
+    ref_path: str | None,
+    *,
+    splits: int,
+    method: str,
+    out_path: str | None,
+    image_size: int | None,
+    batch_size: int,
+    limit: int | None,
+    inception_weights: str | None,
+    device: str,
+    channels_last: bool,
+) -> None:
+    """FID against ``ref_path`` (when given) and Inception Score over ``splits`` (0: none) of IMAGES."""
     with _user_errors():
         reference = ReferenceStats.load(ref_path) if ref_path else None
-        batches = open_images(samples, batch_size=batch_size, image_size=image_size, limit=limit)
+        batches = open_images(images, batch_size=batch_size, image_size=image_size, limit=limit)
         inception = load_fid_inception(inception_weights, device=device, channels_last=channels_last)
-        result = evaluate_generation(inception, batches, reference=reference, splits=splits)
+        result = evaluate_generation(inception, batches, reference=reference, splits=splits, fid_method=method)  # type: ignore[arg-type]
     _emit(result, out_path)
 
 
