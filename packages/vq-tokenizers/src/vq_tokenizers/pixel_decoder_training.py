@@ -10,7 +10,6 @@ are.  Attention defaults to the token-grid resolution, as taming's f16 decoder a
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,16 +19,8 @@ from vq_tokenizers.base import Tokenizer, load_tokenizer
 from vq_tokenizers.losses import LossConfig
 from vq_tokenizers.pixel_decoder import PixelDecoderTokenizer
 from vq_tokenizers.presets import LLAMAGEN_LOSS, LLAMAGEN_TRAIN, PAPER_TRAIN, TAMING_LOSS, TINY_LOSS, TINY_TRAIN, Preset
-from vq_tokenizers.train_job import (
-    ImageTrainJob,
-    deep_merge,
-    init_distributed_from_env,
-    restore_from_session,
-    session_hook,
-    training_batches,
-)
-from vq_tokenizers.training import TrainConfig, Trainer
-from vq_tokenizers.training.trainer import distributed_rank_world
+from vq_tokenizers.train_job import ImageTrainJob, deep_merge, image_trainer, session_rank_world
+from vq_tokenizers.training import TrainConfig
 
 DECODER_F16 = {"ch": 128, "ch_mult": (1, 1, 2, 2, 4), "num_res_blocks": 2, "z_channels": 256}
 PIXEL_DECODER_PRESETS: dict[str, Preset] = {
@@ -91,9 +82,7 @@ def train_pixel_decoder(config: dict[str, Any] | PixelDecoderJob, session: Any =
     Returns the last logged metrics.
     """
     job = config if isinstance(config, PixelDecoderJob) else PixelDecoderJob.from_dict(config, source="pixel decoder job")
-    if session is None:
-        init_distributed_from_env()
-    rank, world = (session.rank, session.world_size) if session is not None else distributed_rank_world()
+    rank, world = session_rank_world(session)
     if job.preset not in PIXEL_DECODER_PRESETS:
         raise KeyError(f"no pixel-decoder preset {job.preset!r}; known: {sorted(PIXEL_DECODER_PRESETS)}")
     spec = PIXEL_DECODER_PRESETS[job.preset]
@@ -102,12 +91,7 @@ def train_pixel_decoder(config: dict[str, Any] | PixelDecoderJob, session: Any =
     source = load_tokenizer(job.tokenizer)
     torch.manual_seed(train.seed)  # the decoder's initial weights are part of the run's seeded state
     model = PixelDecoderTokenizer.from_source(source, **pixel_decoder_shape(job.preset, source, job.decoder))
-    out = Path(job.out)
-    restored = restore_from_session(session, out)
-    data = training_batches(job.data, job.num_workers, model.image_size, train, rank, world)
-    hooks = [session_hook(session)] if session is not None else []
-    device = session.device if session is not None and train.device is None else None
-    trainer = Trainer(model, data, train, out, loss=loss, hooks=hooks, device=device)
+    trainer, restored = image_trainer(model, job, train, loss, session, rank, world)
     if job.resume or restored:
         trainer.resume()
     return trainer.train()

@@ -75,20 +75,34 @@ def build_run(job: TrainJob) -> tuple[ConvVQTokenizer, LossConfig, TrainConfig]:
 def train_tokenizer(config: dict[str, Any] | TrainJob, session: Any = None) -> dict[str, float]:
     """Build and run one training job; returns the last logged metrics."""
     job = config if isinstance(config, TrainJob) else TrainJob.from_dict(config, source="train job")
+    rank, world = session_rank_world(session)
+    model, loss, train = build_run(job)
+    trainer, restored = image_trainer(model, job, train, loss, session, rank, world)
+    resumed = trainer.resume() if job.resume or restored else False
+    if job.init_from and not resumed:
+        trainer.load_weights(job.init_from)
+    return trainer.train()
+
+
+def session_rank_world(session: Any) -> tuple[int, int]:
+    """Rank and world size from a launch session, else from torch.distributed (joined from torchrun's env)."""
     if session is None:
         init_distributed_from_env()
-    rank, world = (session.rank, session.world_size) if session is not None else distributed_rank_world()
-    model, loss, train = build_run(job)
+        return distributed_rank_world()
+    return session.rank, session.world_size
+
+
+def image_trainer(
+    model: Any, job: ImageTrainJob, train: TrainConfig, loss: LossConfig, session: Any, rank: int, world: int
+) -> tuple[Trainer, bool]:
+    """The :class:`Trainer` of a pixel-space job on this rank's share of ``job.data``, reporting to
+    ``session``; and whether a restarted Ray worker got a checkpoint back (then resume from it)."""
     out = Path(job.out)
     restored = restore_from_session(session, out)
     data = training_batches(job.data, job.num_workers, model.image_size, train, rank, world)
     hooks = [session_hook(session)] if session is not None else []
     device = session.device if session is not None and train.device is None else None
-    trainer = Trainer(model, data, train, out, loss=loss, hooks=hooks, device=device)
-    resumed = trainer.resume() if job.resume or restored else False
-    if job.init_from and not resumed:
-        trainer.load_weights(job.init_from)
-    return trainer.train()
+    return Trainer(model, data, train, out, loss=loss, hooks=hooks, device=device), restored
 
 
 def restore_from_session(session: Any, out: Path) -> bool:

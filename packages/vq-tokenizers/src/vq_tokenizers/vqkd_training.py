@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from vq_core import CheckpointError, StrictConfig, config_hash, load_checkpoint
 from vq_tokenizers.base import save_tokenizer
 from vq_tokenizers.teachers import Teacher, load_teacher, resample_grid
-from vq_tokenizers.train_job import deep_merge, init_distributed_from_env, restore_from_session, session_hook
+from vq_tokenizers.train_job import deep_merge, restore_from_session, session_hook, session_rank_world
 from vq_tokenizers.training import ImageBatches
 from vq_tokenizers.training.checkpoints import FINAL_NAME, latest_checkpoint, prune_checkpoints, step_checkpoint_path
 from vq_tokenizers.training.trainer import default_device, distributed_rank_world
@@ -349,9 +349,7 @@ def train_vqkd(config: dict[str, Any] | VQKDJob, session: Any = None) -> dict[st
     them.  Returns the last logged metrics.
     """
     job = config if isinstance(config, VQKDJob) else VQKDJob.from_dict(config, source="vqkd job")
-    if session is None:
-        init_distributed_from_env()
-    rank, world = (session.rank, session.world_size) if session is not None else distributed_rank_world()
+    rank, world = session_rank_world(session)
     if job.preset not in VQKD_PRESETS:
         raise KeyError(f"no VQ-KD preset {job.preset!r}; known: {sorted(VQKD_PRESETS)}")
     teacher = load_teacher(job.teacher, layer=job.teacher_layer, image_size=job.teacher_size)
