@@ -41,8 +41,11 @@ class TrainSession:
         return self.rank == 0
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None = None) -> None:
-        """Record metrics (and, on rank 0, a directory holding the checkpoint just written)."""
-        log.info("step %s: %s", metrics.get("step"), {k: v for k, v in metrics.items() if k != "step"})
+        """Record metrics (and, on rank 0, a directory holding the checkpoint just written).
+
+        In-process the loops log their own progress, so this stays at DEBUG to avoid every line twice.
+        """
+        log.debug("step %s: %s", metrics.get("step"), {k: v for k, v in metrics.items() if k != "step"})
 
     @contextlib.contextmanager
     def restore_dir(self) -> Iterator[Path | None]:
