@@ -129,6 +129,18 @@ def test_expired_codes_are_replaced_by_batch_vectors() -> None:
     assert sum(replaced) == 63 and not replaced[int(idx[0])]
 
 
+def test_expired_codes_stay_revived_under_the_ema_update() -> None:
+    q = vq(ema=True, ema_decay=0.99, expire_threshold=1.0).train()
+    with torch.no_grad():
+        q.usage_ema.zero_()
+    z = torch.randn(128, 8) + 100
+    q.quantize(z)
+    revived = q.codebook.detach().clone()
+    q.quantize(z)  # no code is dead now: the EMA step alone must not pull revived codes back to init
+    assert (q.codebook.detach() - revived).norm(dim=1).max() < 1.0
+    assert q.codebook.detach().mean() > 50
+
+
 def test_large_codebook_search_fits_and_matches_a_chunked_brute_force() -> None:
     q = VectorQuantizer(VectorQuantizerConfig(codebook_size=262144, dim=8)).eval()
     z = torch.randn(64, 8)

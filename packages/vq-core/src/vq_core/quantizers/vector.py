@@ -185,9 +185,7 @@ class VectorQuantizer(nn.Module):
             sums = all_reduce_(torch.zeros_like(self.ema_sum).index_add_(0, indices, x))
             self.ema_count.mul_(cfg.ema_decay).add_(counts, alpha=1 - cfg.ema_decay)
             self.ema_sum.mul_(cfg.ema_decay).add_(sums, alpha=1 - cfg.ema_decay)
-            n = self.ema_count.sum()
-            smoothed = (self.ema_count + 1e-5) / (n + self.codebook_size * 1e-5) * n  # Laplace smoothing
-            codes = self.ema_sum / smoothed[:, None]
+            codes = self.ema_sum / self._smoothed_counts()[:, None]
             self.codebook.copy_(F.normalize(codes, dim=1) if cfg.distance == "cosine" else codes)
         if cfg.anchor_reinit:
             anchors = self._anchors(x)
@@ -198,7 +196,17 @@ class VectorQuantizer(nn.Module):
             replacement = broadcast_(x[torch.randint(x.shape[0], (self.codebook_size,), device=x.device)])
             self.codebook.copy_(torch.where(dead[:, None], replacement, self.codebook))
             self.usage_ema.copy_(torch.where(dead, 1.0 / self.codebook_size, self.usage_ema))
+            if cfg.ema:  # a revived code starts as if it had held one vector
+                self.ema_count.copy_(torch.where(dead, 1.0, self.ema_count))
+        if cfg.ema and (cfg.anchor_reinit or cfg.expire_threshold is not None):
+            # keep the EMA sums consistent with the edited codes, or the next EMA step would undo the edit
+            self.ema_sum.copy_(self.codebook * self._smoothed_counts()[:, None])
         self._search.invalidate()
+
+    def _smoothed_counts(self) -> Tensor:
+        """EMA code counts with Laplace smoothing (no code divides by zero), summing to the same total."""
+        n = self.ema_count.sum()
+        return (self.ema_count + 1e-5) / (n + self.codebook_size * 1e-5) * n
 
     def _anchors(self, x: Tensor) -> Tensor:
         """One batch feature per code: its nearest feature (``nearest``) or a random one."""
