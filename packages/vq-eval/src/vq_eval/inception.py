@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vq_core import file_sha256
-from vq_eval.weights import resolve_weights
+from vq_eval.weights import read_state_dict, resolve_weights
 
 log = logging.getLogger(__name__)
 
@@ -280,12 +280,7 @@ def load_fid_inception(
     """
     weights = resolve_inception_weights(path)
     model = FIDInceptionV3()
-    try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-    except Exception as err:  # unpickling errors have many types; all mean the same to the user
-        raise ValueError(f"FID Inception weights {weights} could not be read as a torch state dict: {err}") from err
-    if not isinstance(state, dict):
-        raise ValueError(f"FID Inception weights {weights} hold a {type(state).__name__}, expected a state dict")
+    state = read_state_dict(weights, "FID Inception weights")
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:

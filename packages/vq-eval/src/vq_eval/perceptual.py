@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Literal
 
 import torch
 
-from vq_eval.weights import resolve_weights
+from vq_eval.weights import read_state_dict, resolve_weights
 
 if TYPE_CHECKING:
     import lpips
@@ -46,16 +46,6 @@ def _linear_defaults(net: LpipsNet) -> list[Path]:
     import lpips
 
     return [Path(lpips.__file__).parent / "weights" / "v0.1" / f"{net}.pth"]
-
-
-def _read_state(path: Path, what: str) -> dict[str, torch.Tensor]:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # unpickling errors have many types; all mean the same to the user
-        raise ValueError(f"{what} {path} could not be read as a torch state dict: {err}") from err
-    if not isinstance(state, dict):
-        raise ValueError(f"{what} {path} holds a {type(state).__name__}, expected a state dict")
-    return state
 
 
 def load_lpips(
@@ -85,7 +75,7 @@ def load_lpips(
         model = lpips.LPIPS(pretrained=False, net=net, version="0.1", pnet_rand=True, verbose=False)
 
     # the lpips trunk splits torchvision's ``features`` Sequential into slices, keeping child names
-    backbone = _read_state(backbone_path, f"LPIPS {net} backbone weights")
+    backbone = read_state_dict(backbone_path, f"LPIPS {net} backbone weights")
     trunk = {}
     for key in model.net.state_dict():
         source = "features." + key.split(".", 1)[1]
@@ -97,7 +87,7 @@ def load_lpips(
         trunk[key] = backbone[source]
     model.net.load_state_dict(trunk)
 
-    linear = _read_state(linear_path, f"LPIPS {net} linear-layer weights")
+    linear = read_state_dict(linear_path, f"LPIPS {net} linear-layer weights")
     wanted = [key for key in model.state_dict() if re.match(r"lin\d+\.", key)]  # ``lins.*`` aliases them
     missing = [key for key in wanted if key not in linear]
     if missing:

@@ -12,6 +12,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
+
 
 class WeightsNotFoundError(FileNotFoundError):
     """A weight file a metric needs is not on disk."""
@@ -45,3 +47,14 @@ def resolve_weights(
     how = f"download {url} on a machine with internet access and copy it to one of them" if url else "copy the file there"
     hint = f", or pass --{flag} PATH" if flag else ""
     raise WeightsNotFoundError(f"{what} weights not found; looked in: {places}. Fix: {how}, set ${env_var}{hint}")
+
+
+def read_state_dict(path: Path, what: str) -> dict[str, torch.Tensor]:
+    """Load a weights file as a state dict; any unreadable or non-dict file is a ValueError naming ``what`` and the path."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # unpickling errors have many types; all mean the same to the user
+        raise ValueError(f"{what} {path} could not be read as a torch state dict: {err}") from err
+    if not isinstance(state, dict):
+        raise ValueError(f"{what} {path} holds a {type(state).__name__}, expected a state dict")
+    return state
