@@ -106,6 +106,11 @@ class VectorQuantizer(nn.Module):
         """The codebook as the search sees it: unit rows for cosine distance."""
         return F.normalize(self.codebook, dim=1) if self.config.distance == "cosine" else self.codebook
 
+    def lookup(self, indices: Tensor) -> Tensor:
+        """Rows ``indices`` (N,) of :meth:`codes` (N, code_dim), normalising only the rows picked, not all K."""
+        rows = self.codebook[indices]
+        return F.normalize(rows, dim=1) if self.config.distance == "cosine" else rows
+
     @torch.no_grad()
     def load_codebook(self, codes: Tensor) -> None:
         """Replace the codebook (K, code_dim), e.g. from a converted checkpoint or a k-means fit."""
@@ -140,7 +145,7 @@ class VectorQuantizer(nn.Module):
             if self.training and not x.is_meta:
                 # Before the lookup below, so the autograd graph never sees an in-place codebook edit.
                 self._update(x.detach(), indices, counts)
-            quantized = self.codes()[indices]
+            quantized = self.lookup(indices)
             commit = F.mse_loss(x, quantized.detach())
             codebook_loss = x.new_zeros(()) if self.config.ema else F.mse_loss(quantized, x.detach())
             loss = self.config.beta * commit + codebook_loss
@@ -159,7 +164,7 @@ class VectorQuantizer(nn.Module):
 
     def dequantize(self, indices: Tensor) -> Tensor:
         """Indices (B, ...) or (N,) -> codes in channel-first layout (B, dim, ...) or (N, dim)."""
-        codes = self.project_out(self.codes()[indices.reshape(-1).long()])
+        codes = self.project_out(self.lookup(indices.reshape(-1).long()))
         return codes_to_layout(codes, indices.shape)
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor, dict[str, Any]]:
