@@ -20,7 +20,7 @@ from vq_ar.model import count_parameters
 from vq_ar.sampling import SamplingConfig, generate
 from vq_ar.training import TrainConfig, train, train_loop
 from vq_ar.validation import complete_half, completion_match, teacher_forced_metrics
-from vq_core import CheckpointError, ManifestError, atomic_write_text, launch_command, launch_options
+from vq_core import CheckpointError, ManifestError, asks_for_ray, atomic_write_text, launch_command, launch_options
 from vq_data import open_manifest
 
 log = logging.getLogger("vq_ar")
@@ -150,7 +150,7 @@ def train_cmd(
     **kw: Any,
 ) -> None:
     """Train on a token shard set; the model's vocabulary, classes and grid come from its manifest."""
-    if ray_address is not None or num_workers > 1 or gpus:
+    if asks_for_ray(ray_address, num_workers, gpus):
         if stop_at is not None:
             raise click.BadParameter("--stop-at is for in-process runs", param_hint="--stop-at")
         loop = {"data": data, "out": out, "size": size, "model_overrides": _parse_overrides(overrides),

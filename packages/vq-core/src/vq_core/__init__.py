@@ -13,7 +13,7 @@ from vq_core.manifest import (
     TokenizerInfo,
 )
 from vq_core.launch import TrainSession, copy_checkpoint_files, final_metrics, launch, local_session
-from vq_core.launch_cli import launch_command, launch_options
+from vq_core.launch_cli import asks_for_ray, launch_command, launch_options
 from vq_core.manifest import manifest_json_schema
 from vq_core.progress import progress
 from vq_core.distance import CodebookSearch, nearest_code

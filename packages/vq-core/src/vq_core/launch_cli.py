@@ -32,6 +32,12 @@ def launch_options(command: F) -> F:
     return command
 
 
+def asks_for_ray(ray_address: str | None, num_workers: int, gpus: bool) -> bool:
+    """Whether the launch flags ask for more than this process: commands keep their in-process path
+    (which may be a torchrun rank) otherwise, and :func:`launch_command` refuses workers without Ray."""
+    return ray_address is not None or num_workers > 1 or gpus
+
+
 def launch_command(
     fn: Callable[[dict[str, Any], Any], Any],
     config: dict[str, Any],
@@ -45,7 +51,7 @@ def launch_command(
     storage_path: str | None,
 ) -> dict[str, Any]:
     """Run ``fn(config, session)`` as the launch flags say; its final metrics."""
-    if ray_address is None and (num_workers > 1 or gpus):
+    if ray_address is None and asks_for_ray(ray_address, num_workers, gpus):
         raise click.BadParameter(
             "several workers and --gpus run on Ray: add --ray-address local (or auto on a cluster)", param_hint="--num-workers"
         )

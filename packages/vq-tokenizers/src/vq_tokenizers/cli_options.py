@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from vq_core import launch_command
+from vq_core import asks_for_ray, launch_command
 
 
 def parse_overrides(pairs: tuple[str, ...], what: str) -> dict[str, Any]:
@@ -38,6 +38,6 @@ def parse_overrides(pairs: tuple[str, ...], what: str) -> dict[str, Any]:
 def run_job(fn: Callable[..., dict[str, Any]], job: Any, *, name: str, launch_flags: dict[str, Any]) -> dict[str, Any]:
     """Run a training job in this process (also under torchrun), or as a Ray Train job when the
     ``vq_core.launch_options`` flags ask for Ray; its final metrics."""
-    if launch_flags["ray_address"] is None and launch_flags["num_workers"] == 1 and not launch_flags["gpus"]:
+    if not asks_for_ray(launch_flags["ray_address"], launch_flags["num_workers"], launch_flags["gpus"]):
         return fn(job)
     return launch_command(fn, job.model_dump(mode="json"), out=job.out, name=name, **launch_flags)
