@@ -81,7 +81,7 @@ def test_run_writes_report_metrics_and_both_grids(run: tuple[Path, Path, str]) -
 def test_reported_psnr_and_usage_match_an_independent_computation(run: tuple[Path, Path, str]) -> None:
     _, out, _ = run
     metrics = json.loads((out / "report" / "metrics.json").read_text())
-    tokenizer = load_tokenizer(out / "tokenizer" / "tokenizer.pt")
+    tokenizer = load_tokenizer(out / "tokenizer" / "tokenizer.safetensors")
     images = [np.asarray(Image.open(io.BytesIO(s["png"])).convert("RGB")) for s in iter_samples(out / "data" / "train")]
     pixels = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
     with torch.no_grad():

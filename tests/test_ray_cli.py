@@ -29,7 +29,7 @@ def test_vq_tok_train_on_two_ray_workers(tmp_path: Path, ray_local: None) -> Non
     out = tmp_path / "run"
     result = CliRunner().invoke(vq_tok, [*ARGS, "--out", str(out), "--ray-address", "local", "--num-workers", "2"])
     assert result.exit_code == 0, result.output
-    model = load_tokenizer(out / "tokenizer.pt")
+    model = load_tokenizer(out / "tokenizer.safetensors")
     assert model.codebook_size == 64
     tokens = model.encode(torch.zeros(1, 3, model.image_size, model.image_size))
     assert tokens.shape == (1, *model.grid)

@@ -129,7 +129,7 @@ def test_two_gloo_workers_keep_identical_weights_equal_to_one_process(
     reference = train(
         token_shards, tmp_path / "single", size="nano", model_overrides=NO_DROPOUT, config=TrainConfig(**TRAIN)
     )
-    ray_weights, single_weights = _weights(tmp / "out" / "model.pt"), _weights(reference.model)
+    ray_weights, single_weights = _weights(tmp / "out" / "model.safetensors"), _weights(reference.model)
     initial = train(
         token_shards, tmp_path / "zero", size="nano", model_overrides=NO_DROPOUT, config=TrainConfig(**{**TRAIN, "steps": 1})
     )
@@ -144,7 +144,7 @@ def test_killed_worker_restarts_from_checkpoint_and_finishes(killed_run: tuple[P
     assert (tmp / "killed-once").exists(), "rank 1 was never killed"
     assert result.error is None
     assert result.metrics["step"] == STEPS
-    assert load_ar(tmp / "out" / "model.pt").step == STEPS
+    assert load_ar(tmp / "out" / "model.safetensors").step == STEPS
     # Only the restarted attempt finished, and it ran the steps after a checkpoint, not the whole run.
     # Ray registers a checkpoint asynchronously, so the one it kept is step 4 or (when the worker died
     # before the controller saw step 4) step 2.

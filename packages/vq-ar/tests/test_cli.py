@@ -59,7 +59,7 @@ def _tokenizer(path: Path, seed: int, codebook: int = 32) -> Path:
 
 @pytest.fixture
 def trained(tmp_path: Path, write_token_shards) -> dict[str, Path]:  # noqa: ANN001
-    tok_path = _tokenizer(tmp_path / "palette.pt", seed=0)
+    tok_path = _tokenizer(tmp_path / "palette.safetensors", seed=0)
     token_hash = load_tokenizer(tok_path).token_space_hash()
     base = np.random.default_rng(0).integers(0, 32, size=(3, 4, 4))
     data = write_token_shards(
@@ -78,7 +78,7 @@ def trained(tmp_path: Path, write_token_shards) -> dict[str, Path]:  # noqa: ANN
          "--lr", "3e-3", "--log-every", "20", "--set", "class_dropout=0.0"],
     )
     assert result.exit_code == 0, result.output
-    return {"data": data, "model": run / "model.pt", "tokenizer": tok_path, "tmp": tmp_path}
+    return {"data": data, "model": run / "model.safetensors", "tokenizer": tok_path, "tmp": tmp_path}
 
 
 def test_sample_writes_decoded_pngs_and_a_grid(trained: dict[str, Path]) -> None:
@@ -101,7 +101,7 @@ def test_sample_writes_decoded_pngs_and_a_grid(trained: dict[str, Path]) -> None
 
 
 def test_sample_refuses_a_decoder_of_another_token_space(trained: dict[str, Path]) -> None:
-    other = _tokenizer(trained["tmp"] / "other.pt", seed=0, codebook=64)
+    other = _tokenizer(trained["tmp"] / "other.safetensors", seed=0, codebook=64)
     result = CliRunner().invoke(
         main, ["sample", "--ckpt", str(trained["model"]), "--class", "0", "--n", "1", "--out", str(trained["tmp"] / "s"),
                "--tokenizer", str(other)]

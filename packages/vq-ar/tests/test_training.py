@@ -125,7 +125,7 @@ def test_train_loop_restores_what_the_launcher_kept(tmp_path: Path, four_sequenc
     second = _RecordingSession(tmp_path / "first" / "checkpoints")
     train_loop({**extended, "out": str(tmp_path / "second")}, second)
     assert [m["step"] for m, _ in second.reports] == [6]
-    assert load_ar(tmp_path / "second" / "model.pt").step == 6
+    assert load_ar(tmp_path / "second" / "model.safetensors").step == 6
 
 
 def test_lr_schedule() -> None:
@@ -163,6 +163,6 @@ def test_ddp_two_ranks_match_one_process(tmp_path: Path, four_sequences) -> None
     for w in workers:
         w.join(60)
     assert [w.exitcode for w in workers] == [0, 0]
-    a, b = _weights(single.model), _weights(tmp_path / "ddp" / "model.pt")
+    a, b = _weights(single.model), _weights(tmp_path / "ddp" / "model.safetensors")
     for key in a:
         torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-6)

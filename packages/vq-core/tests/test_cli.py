@@ -20,15 +20,15 @@ def test_schema_command_prints_the_committed_schema() -> None:
 def test_checkpoint_command(tmp_path: Path) -> None:
     import torch
 
-    path = tmp_path / "q.pt"
+    path = tmp_path / "q.safetensors"
     config = VectorQuantizerConfig(codebook_size=16, dim=4)
     save_checkpoint(path, family="quantizer", config=config, model={"codebook": torch.zeros(16, 4)}, step=7)
     result = CliRunner().invoke(main, ["checkpoint", str(path)])
     assert result.exit_code == 0, result.output
     assert "family quantizer  step 7" in result.output and "parameters 64" in result.output
-    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
-    bad = CliRunner().invoke(main, ["checkpoint", str(tmp_path / "bad.pt")])
-    assert bad.exit_code != 0 and "bad.pt" in bad.output
+    (tmp_path / "bad.safetensors").write_bytes(b"not a checkpoint")
+    bad = CliRunner().invoke(main, ["checkpoint", str(tmp_path / "bad.safetensors")])
+    assert bad.exit_code != 0 and "bad.safetensors" in bad.output
 
 
 def test_manifest_command_refuses_a_broken_manifest(tmp_path: Path) -> None:

@@ -66,7 +66,7 @@ def test_config_hash_is_stable_and_sensitive():
 def test_checkpoint_round_trip_and_errors(tmp_path):
     model = torch.nn.Linear(3, 2)
     path = save_checkpoint(
-        tmp_path / "m.pt", family="tiny", config=TinyConfig(width=3), model=model.state_dict(), step=7, state={"k": 1}
+        tmp_path / "m.safetensors", family="tiny", config=TinyConfig(width=3), model=model.state_dict(), step=7, state={"k": 1}
     )
     ckpt = load_checkpoint(path, family="tiny")
     assert ckpt.step == 7 and ckpt.state == {"k": 1} and TinyConfig(**ckpt.config) == TinyConfig(width=3)
@@ -75,10 +75,10 @@ def test_checkpoint_round_trip_and_errors(tmp_path):
     with pytest.raises(CheckpointError, match="holds a 'tiny' model, expected 'vqgan'"):
         load_checkpoint(path, family="vqgan")
     with pytest.raises(CheckpointError, match="does not exist"):
-        load_checkpoint(tmp_path / "missing.pt")
-    (tmp_path / "bad.pt").write_bytes(path.read_bytes()[:100])
+        load_checkpoint(tmp_path / "missing.safetensors")
+    (tmp_path / "bad.safetensors").write_bytes(path.read_bytes()[:100])
     with pytest.raises(CheckpointError, match="unreadable"):
-        load_checkpoint(tmp_path / "bad.pt")
+        load_checkpoint(tmp_path / "bad.safetensors")
 
 
 def _tokens_manifest(**tok) -> Manifest:

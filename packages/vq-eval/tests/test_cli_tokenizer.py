@@ -95,7 +95,7 @@ def _check_usage(metrics: dict, expected: dict) -> None:
 def test_every_metric_of_a_registered_family(
     tmp_path: Path, make_photos, inception_weights: Path, lpips_files, run_cli
 ) -> None:
-    checkpoint = vq_tokenizers.save_tokenizer(PaletteFamily(PaletteConfig()), tmp_path / "tok.pt")
+    checkpoint = vq_tokenizers.save_tokenizer(PaletteFamily(PaletteConfig()), tmp_path / "tok.safetensors")
     make_photos(tmp_path / "val", 4, size=(40, 36))
     backbone, linear = lpips_files
     output = run_cli(
@@ -129,7 +129,7 @@ def test_tiny_vqgan_from_its_preset_on_a_shard_set(tmp_path: Path, make_photos, 
     torch.manual_seed(0)
     preset = vq_tokenizers.get_preset("tiny", "vqgan")
     model = vq_tokenizers.build_tokenizer(preset.family, preset.model)
-    checkpoint = vq_tokenizers.save_tokenizer(model, tmp_path / "vqgan.pt")
+    checkpoint = vq_tokenizers.save_tokenizer(model, tmp_path / "vqgan.safetensors")
     make_photos(tmp_path / "photos", 3, size=(48, 40))
     pack(make_source(str(tmp_path / "photos"), kind="folder"), tmp_path / "val", samples_per_shard=2, image_size=32)
     output = run_cli(
@@ -148,7 +148,7 @@ def test_tiny_vqgan_from_its_preset_on_a_shard_set(tmp_path: Path, make_photos, 
 
 
 def test_encoder_only_family_reports_usage_only(tmp_path: Path, make_photos, run_cli) -> None:
-    checkpoint = vq_tokenizers.save_tokenizer(PaletteEncoder(PaletteConfig()), tmp_path / "enc.pt")
+    checkpoint = vq_tokenizers.save_tokenizer(PaletteEncoder(PaletteConfig()), tmp_path / "enc.safetensors")
     make_photos(tmp_path / "val", 2, size=(32, 32))
     output = run_cli("tokenizer", checkpoint, tmp_path / "val", "--out-dir", tmp_path / "report", "--device", "cpu")
     assert "has no pixel decoder; reporting codebook usage only" in output

@@ -156,11 +156,11 @@ def test_convert_file_round_trip_and_explicit_heads(tmp_path) -> None:
     torch.manual_seed(2)
     ref = RefVQKD(dim=64, heads=4, depth=1).eval()
     torch.save({"model": _state_with_training_junk(ref)}, tmp_path / "vqkd.pth")
-    out = convert_beit(tmp_path / "vqkd.pth", tmp_path / "vqkd.pt", heads=4)
+    out = convert_beit(tmp_path / "vqkd.pth", tmp_path / "vqkd.safetensors", heads=4)
     model = load_tokenizer(out)
-    cli = CliRunner().invoke(main, ["convert", "beit", str(tmp_path / "vqkd.pth"), "--out", str(tmp_path / "cli.pt"), "--heads", "4"])
+    cli = CliRunner().invoke(main, ["convert", "beit", str(tmp_path / "vqkd.pth"), "--out", str(tmp_path / "cli.safetensors"), "--heads", "4"])
     assert cli.exit_code == 0, cli.output
-    assert load_tokenizer(tmp_path / "cli.pt").token_space_hash() == model.token_space_hash()
+    assert load_tokenizer(tmp_path / "cli.safetensors").token_space_hash() == model.token_space_hash()
     assert model.family == "vqkd" and model.config.encoder.heads == 4
     images = torch.rand(2, 3, 32, 32) * 2 - 1
     assert torch.equal(model.encode(images), ref.tokens(images)[0])

@@ -131,7 +131,7 @@ def test_anchor_pass_revives_an_unused_code(features) -> None:
 
 def test_checkpoint_round_trip_carries_the_teacher(fitted, batches, tmp_path) -> None:
     model, _ = fitted
-    path = save_tokenizer(model, tmp_path / "cluster.pt")
+    path = save_tokenizer(model, tmp_path / "cluster.safetensors")
     loaded = load_tokenizer(path)
     assert isinstance(loaded, ClusterTokenizer)
     assert torch.equal(loaded.encode(batches[1]), model.encode(batches[1]))
@@ -152,7 +152,7 @@ def test_cli_fit_cluster(teacher_photos, tmp_path) -> None:
         ["fit-cluster", "--teacher", "random-clip:tiny", "--k", "8", "--data", str(teacher_photos), "--out", str(tmp_path),
          "--batch-size", "16", "--anchor-passes", "1"],
     )
-    out = tmp_path / "tokenizer.pt"
+    out = tmp_path / "tokenizer.safetensors"
     assert result.exit_code == 0, result.output
     report = json.loads(result.output[result.output.index("{"):])
     assert report["features"] == 32 * 16 and 0 < report["inertia"] < 1
@@ -168,5 +168,5 @@ def test_fit_cluster_runs_as_a_launch_loop(teacher_photos, tmp_path, recording_s
     job = {"teacher": "random-clip:tiny", "k": 8, "data": str(teacher_photos), "out": str(tmp_path), "max_images": 8, "refine_passes": 1}
     metrics = fit_cluster(job, recording_session)
     assert metrics["features"] == 8 * 16
-    assert recording_session.reports == [(metrics, ["fit.json", "tokenizer.pt"])]
-    assert load_tokenizer(tmp_path / "tokenizer.pt").codebook_size == 8
+    assert recording_session.reports == [(metrics, ["fit.json", "tokenizer.safetensors"])]
+    assert load_tokenizer(tmp_path / "tokenizer.safetensors").codebook_size == 8

@@ -27,7 +27,7 @@ TINY_DECODER = {"ch": 32, "ch_mult": (1, 1, 2, 2), "num_res_blocks": 1, "z_chann
 def vqkd_ckpt(tmp_path_factory):
     torch.manual_seed(0)
     model = VQKD(vqkd_config_for("tiny", load_teacher("random-clip:tiny"))).eval()
-    return save_tokenizer(model, tmp_path_factory.mktemp("vqkd") / "vqkd.pt")
+    return save_tokenizer(model, tmp_path_factory.mktemp("vqkd") / "vqkd.safetensors")
 
 
 def test_pixel_decoder_shares_the_source_token_space(vqkd_ckpt) -> None:
@@ -72,7 +72,7 @@ def test_training_lowers_reconstruction_error_and_keeps_the_source(vqkd_ckpt, te
     }
     session = recording_session
     metrics = train_pixel_decoder(job, session)
-    trained = load_tokenizer(tmp_path / "run" / "tokenizer.pt")
+    trained = load_tokenizer(tmp_path / "run" / "tokenizer.safetensors")
     assert isinstance(trained, PixelDecoderTokenizer) and metrics["step"] == 80
     after = _l1(trained, images)
     assert after < 0.7 * before and after < mean_image, (before, after, mean_image)
@@ -81,12 +81,12 @@ def test_training_lowers_reconstruction_error_and_keeps_the_source(vqkd_ckpt, te
     assert trained.token_space_hash() == load_tokenizer(vqkd_ckpt).token_space_hash()
     # launched as a vq_core.launch loop: metrics and each checkpoint (in a directory of its own) were reported
     assert [m["step"] for m, _ in session.reports] == [40, 80]
-    assert all(files == [f"step_{int(m['step']):08d}.pt"] for m, files in session.reports)
+    assert all(files == [f"step_{int(m['step']):08d}.safetensors"] for m, files in session.reports)
 
 
 def test_token_shards_are_interchangeable(vqkd_ckpt, teacher_photos, tmp_path) -> None:
     pixel = PixelDecoderTokenizer.from_source(load_tokenizer(vqkd_ckpt), **TINY_DECODER)
-    pixel_ckpt = save_tokenizer(pixel, tmp_path / "pixel.pt")
+    pixel_ckpt = save_tokenizer(pixel, tmp_path / "pixel.safetensors")
     from_source = tokenize_shards(vqkd_ckpt, teacher_photos, tmp_path / "a", samples_per_shard=16, batch_size=8)
     from_pixel = tokenize_shards(pixel_ckpt, teacher_photos, tmp_path / "b", samples_per_shard=16, batch_size=8)
     assert from_source.tokenizer.config_hash == from_pixel.tokenizer.config_hash
@@ -96,7 +96,7 @@ def test_token_shards_are_interchangeable(vqkd_ckpt, teacher_photos, tmp_path) -
     # a decoder over another VQ-KD (other weights, same config) refuses these shards
     torch.manual_seed(1)
     other = VQKD(load_tokenizer(vqkd_ckpt).config).eval()
-    other_pixel = save_tokenizer(PixelDecoderTokenizer.from_source(other, **TINY_DECODER), tmp_path / "other.pt")
+    other_pixel = save_tokenizer(PixelDecoderTokenizer.from_source(other, **TINY_DECODER), tmp_path / "other.safetensors")
     with pytest.raises(ManifestError, match="config hash"):
         decode_shards(tmp_path / "a", other_pixel, tmp_path / "png2")
 
@@ -122,4 +122,4 @@ def test_cli_train_pixel_decoder(vqkd_ckpt, teacher_photos, tmp_path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.output[result.output.index("{"):])["step"] == 2
-    assert load_tokenizer(tmp_path / "tokenizer.pt").family == "pixel"
+    assert load_tokenizer(tmp_path / "tokenizer.safetensors").family == "pixel"

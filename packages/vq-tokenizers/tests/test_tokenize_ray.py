@@ -38,7 +38,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     pack(make_source("bundled", crops_per_image=2, seed=0), root / "images", samples_per_shard=16, image_size=32)
     torch.manual_seed(0)
     model = build_tokenizer("vqgan", get_preset("tiny", "vqgan").model).eval()
-    return save_tokenizer(model, root / "tiny.pt"), root / "images"
+    return save_tokenizer(model, root / "tiny.safetensors"), root / "images"
 
 
 @pytest.fixture(scope="module")

@@ -204,7 +204,7 @@ def test_taming_state_dict_converts_to_identical_outputs(tmp_path):
     _assert_same(model, ref)
 
     torch.save({"state_dict": {**state, **disc}, "global_step": 5}, tmp_path / "last.ckpt")
-    out = convert_taming(tmp_path / "last.ckpt", tmp_path / "vqgan.pt", image_size=RES)
+    out = convert_taming(tmp_path / "last.ckpt", tmp_path / "vqgan.safetensors", image_size=RES)
     loaded = load_tokenizer(out)
     _assert_same(loaded, ref)
 
@@ -218,7 +218,7 @@ def test_llamagen_state_dict_converts_to_identical_outputs(tmp_path):
     _assert_same(model, ref)
 
     torch.save({"model": state, "discriminator": {"main.0.weight": torch.zeros(2)}, "steps": 3}, tmp_path / "0003.pt")
-    loaded = load_tokenizer(convert_llamagen(tmp_path / "0003.pt", tmp_path / "vq16.pt", image_size=RES))
+    loaded = load_tokenizer(convert_llamagen(tmp_path / "0003.pt", tmp_path / "vq16.safetensors", image_size=RES))
     _assert_same(loaded, ref)
 
 
@@ -246,4 +246,4 @@ def test_foreign_checkpoints_of_other_kinds_are_refused(tmp_path):
         llamagen_state_to_vqgan({"encoder.conv_in.weight": torch.zeros(1)})
     torch.save({"optimizer": {}}, tmp_path / "x.pt")
     with pytest.raises(ValueError, match=r"x.pt: no weights under any of \['ema', 'model', 'state_dict'\]"):
-        convert_llamagen(tmp_path / "x.pt", tmp_path / "y.pt")
+        convert_llamagen(tmp_path / "x.pt", tmp_path / "y.safetensors")

@@ -112,7 +112,7 @@ def test_bad_configs_name_the_field():
 def test_checkpoint_round_trip_gives_identical_outputs(tmp_path, family):
     model = _tiny(family).eval()
     images = torch.rand(2, 3, 32, 32) * 2 - 1
-    path = save_tokenizer(model, tmp_path / "m.pt")
+    path = save_tokenizer(model, tmp_path / "m.safetensors")
     loaded = load_tokenizer(path)
     assert type(loaded) is type(model) and loaded.token_space_hash() == model.token_space_hash()
     assert torch.equal(loaded.encode(images), model.encode(images))
@@ -122,9 +122,9 @@ def test_checkpoint_round_trip_gives_identical_outputs(tmp_path, family):
 def test_checkpoint_that_does_not_fit_its_config_is_refused(tmp_path):
     model = _tiny("vqgan")
     other = build_tokenizer("vqgan", {**get_preset("tiny", "vqgan").model, "ch": 64})
-    save_checkpoint(tmp_path / "bad.pt", family="vqgan", config=other.config, model=model.state_dict())
+    save_checkpoint(tmp_path / "bad.safetensors", family="vqgan", config=other.config, model=model.state_dict())
     with pytest.raises(CheckpointError, match="does not fit its vqgan config"):
-        load_tokenizer(tmp_path / "bad.pt")
+        load_tokenizer(tmp_path / "bad.safetensors")
 
 
 def test_attention_block_is_softmax_attention_over_positions():

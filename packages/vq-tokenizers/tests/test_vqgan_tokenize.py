@@ -48,7 +48,7 @@ def image_shards(tmp_path_factory):
 def checkpoint(tmp_path_factory):
     torch.manual_seed(0)
     model = build_tokenizer("vqgan", get_preset("tiny", "vqgan").model).eval()
-    return save_tokenizer(model, tmp_path_factory.mktemp("ckpt") / "tiny.pt")
+    return save_tokenizer(model, tmp_path_factory.mktemp("ckpt") / "tiny.safetensors")
 
 
 def test_tokenize_writes_contract_shards_that_decode_back(image_shards, checkpoint, tmp_path):
@@ -102,7 +102,7 @@ def test_ten_crop_tokens_and_int32_for_large_codebooks(image_shards, tmp_path):
     torch.manual_seed(0)
     config = {**get_preset("tiny", "fsq").model, "quantizer": {"levels": (8, 8, 8, 8, 8, 2)}}  # 65536 codes
     model = build_tokenizer("fsq", config).eval()
-    ckpt = save_tokenizer(model, tmp_path / "fsq.pt")
+    ckpt = save_tokenizer(model, tmp_path / "fsq.safetensors")
     manifest = tokenize_shards(ckpt, image_shards, tmp_path / "tokens", samples_per_shard=8, ten_crop=True)
     assert manifest.tokenizer.dtype == "int32" and manifest.tokenizer.ten_crop
     first = next(iter(iter_samples(tmp_path / "tokens")))
@@ -115,7 +115,7 @@ def test_decode_refuses_tokens_of_another_tokenizer(image_shards, checkpoint, tm
     tokenize_shards(checkpoint, image_shards, tmp_path / "tokens", samples_per_shard=5)
     torch.manual_seed(0)
     other = build_tokenizer("vqgan", {**get_preset("tiny", "vqgan").model, "quantizer": {"codebook_size": 128, "dim": 16}})
-    other_ckpt = save_tokenizer(other, tmp_path / "other.pt")
+    other_ckpt = save_tokenizer(other, tmp_path / "other.safetensors")
     with pytest.raises(ManifestError, match="has codebook 128 but manifest says 256"):
         decode_shards(tmp_path / "tokens", other_ckpt, tmp_path / "out")
 

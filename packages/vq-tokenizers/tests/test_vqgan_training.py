@@ -68,7 +68,7 @@ def test_tiny_training_lowers_reconstruction_error(photos, tmp_path):
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in lines] == [10, 20, 30] and lines[-1]["l1"] < lines[0]["l1"]
     assert (tmp_path / "samples" / "step_00000030.png").is_file()
-    exported = load_tokenizer(tmp_path / "tokenizer.pt")
+    exported = load_tokenizer(tmp_path / "tokenizer.safetensors")
     assert _rec_error(exported, batch) == pytest.approx(after, rel=1e-5)
 
 
@@ -104,13 +104,13 @@ def test_resume_reproduces_an_uninterrupted_run_exactly(photos, tmp_path):
 def test_checkpoint_holds_everything_a_resume_needs(photos, tmp_path):
     trainer = _trainer(photos, tmp_path, steps=2, disc_start=0, ema_decay=0.5, ckpt_every=1, keep_checkpoints=1, log_every=1)
     trainer.train()
-    assert [p.name for p in tmp_path.glob("step_*.pt")] == ["step_00000002.pt"]  # older ones pruned
+    assert [p.name for p in tmp_path.glob("step_*.safetensors")] == ["step_00000002.safetensors"]  # older ones pruned
     ckpt = load_checkpoint(latest_checkpoint(tmp_path), family="vqgan")
     assert ckpt.step == 2 and ckpt.config == trainer.model.config.model_dump(mode="json")
     assert set(ckpt.state) >= {"optimizer", "disc_optimizer", "discriminator", "ema", "rng", "loss_config", "train_config"}
     assert ckpt.state["optimizer"]["state"] and ckpt.state["disc_optimizer"]["state"]  # both optimizers stepped
     # the exported tokenizer carries the EMA weights, not the raw ones
-    exported = load_checkpoint(tmp_path / "tokenizer.pt")
+    exported = load_checkpoint(tmp_path / "tokenizer.safetensors")
     assert all(torch.equal(exported.model[k], v.to(exported.model[k].dtype)) for k, v in ckpt.state["ema"].items())
 
 
@@ -139,10 +139,10 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(photos, tmp_path):
 
     model, loss, config = _run(steps=6, ckpt_every=2, log_every=1, disc_start=100)
     trainer = Trainer(model, PoisonAfter(), config, tmp_path, loss=loss)
-    with pytest.raises(NonFiniteLossError, match=r"step 3: generator loss is not finite.*step_00000002.pt"):
+    with pytest.raises(NonFiniteLossError, match=r"step 3: generator loss is not finite.*step_00000002.safetensors"):
         trainer.train()
-    assert latest_checkpoint(tmp_path).name == "step_00000002.pt"
-    weights = load_checkpoint(tmp_path / "step_00000002.pt").model
+    assert latest_checkpoint(tmp_path).name == "step_00000002.safetensors"
+    weights = load_checkpoint(tmp_path / "step_00000002.safetensors").model
     assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
     assert all(torch.isfinite(v).all() for v in trainer.model.state_dict().values() if v.is_floating_point())
 
@@ -176,8 +176,8 @@ def test_training_on_an_image_shard_set_resumes_exactly(photos, tmp_path):
     straight = train_tokenizer({**job, "out": str(tmp_path / "a"), "train": {**job["train"], "steps": 4}})
     train_tokenizer({**job, "out": str(tmp_path / "b"), "train": {**job["train"], "steps": 2}})
     resumed = train_tokenizer({**job, "out": str(tmp_path / "b"), "train": {**job["train"], "steps": 4}, "resume": True})
-    assert load_checkpoint(tmp_path / "b" / "step_00000002.pt").state["data"] is not None
-    a, b = (load_checkpoint(tmp_path / run / "tokenizer.pt").model for run in "ab")
+    assert load_checkpoint(tmp_path / "b" / "step_00000002.safetensors").state["data"] is not None
+    a, b = (load_checkpoint(tmp_path / run / "tokenizer.safetensors").model for run in "ab")
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert {k: v for k, v in straight.items() if k != "seconds_per_step"} == {
         k: v for k, v in resumed.items() if k != "seconds_per_step"
@@ -188,15 +188,15 @@ def test_train_job_and_cli(photos, tmp_path):
     metrics = train_tokenizer(
         {"family": "fsq", "preset": "tiny", "data": str(photos), "out": str(tmp_path / "fsq"), "train": {"steps": 2, "batch_size": 4}}
     )
-    assert metrics["step"] == 2 and (tmp_path / "fsq" / "tokenizer.pt").is_file()
+    assert metrics["step"] == 2 and (tmp_path / "fsq" / "tokenizer.safetensors").is_file()
     runner = CliRunner()
     args = ["train", "--family", "cvq", "--data", str(photos), "--out", str(tmp_path / "cvq"), "--steps", "2", "--batch-size", "4"]
     result = runner.invoke(main, [*args, "--train-set", "log_every=1", "--set", "quantizer.codebook_size=64"])
     assert result.exit_code == 0, result.output
-    assert load_tokenizer(tmp_path / "cvq" / "tokenizer.pt").codebook_size == 64
+    assert load_tokenizer(tmp_path / "cvq" / "tokenizer.safetensors").codebook_size == 64
     result = runner.invoke(main, [*args[:-4], "--steps", "3", "--batch-size", "4", "--set", "quantizer.codebook_size=64", "--resume"])
     assert result.exit_code == 0, result.output
-    assert load_checkpoint(tmp_path / "cvq" / "tokenizer.pt").step == 3
+    assert load_checkpoint(tmp_path / "cvq" / "tokenizer.safetensors").step == 3
     listing = runner.invoke(main, ["presets"]).output
     assert "vqgan_f16_8192_dd2_aglwg075" in listing and "llamagen_vq16" in listing and "fsq_f16_64000" in listing
 
@@ -254,4 +254,4 @@ def test_ddp_ranks_stay_in_sync_and_only_rank_zero_writes(photos, tmp_path):
     assert json.loads((tmp_path / "result.json").read_text())["max_diff"] == 0.0
     lines = (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [1, 2, 3]  # one writer, not one per rank
-    assert sorted(p.name for p in (tmp_path / "out").glob("*.pt")) == ["step_00000002.pt", "step_00000003.pt", "tokenizer.pt"]
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.safetensors")) == ["step_00000002.safetensors", "step_00000003.safetensors", "tokenizer.safetensors"]

@@ -99,15 +99,15 @@ def test_distillation_lowers_the_cosine_loss_and_exports(teacher, teacher_photos
     assert metrics["step"] == 30 and metrics["codebook_usage"] > 0
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in lines] == [10, 20, 30]
-    exported = load_tokenizer(tmp_path / "tokenizer.pt")
+    exported = load_tokenizer(tmp_path / "tokenizer.safetensors")
     assert isinstance(exported, VQKD) and exported.token_space_hash() == model.eval().token_space_hash()
     assert torch.equal(exported.encode(fixed), model.encode(fixed))
-    assert load_checkpoint(tmp_path / "tokenizer.pt").state["teacher"]["source"] == "random-clip:tiny"
+    assert load_checkpoint(tmp_path / "tokenizer.safetensors").state["teacher"]["source"] == "random-clip:tiny"
 
 
 def test_checkpoint_round_trip_and_token_space_hash(teacher, tmp_path) -> None:
     model = _tiny(teacher).eval()
-    path = save_tokenizer(model, tmp_path / "vqkd.pt")
+    path = save_tokenizer(model, tmp_path / "vqkd.safetensors")
     loaded = load_tokenizer(path)
     images = torch.rand(3, 3, 32, 32) * 2 - 1
     assert torch.equal(loaded.encode(images), model.encode(images))
@@ -157,7 +157,7 @@ def test_cli_train_vqkd(teacher_photos, tmp_path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.output[result.output.index("{"):])["step"] == 4
-    model = load_tokenizer(tmp_path / "run" / "tokenizer.pt")
+    model = load_tokenizer(tmp_path / "run" / "tokenizer.safetensors")
     assert model.codebook_size == 64 and model.family == "vqkd"
     missing = f"clip:{tmp_path / 'missing'}"
     args = ["train-vqkd", "--teacher", missing, "--data", str(teacher_photos), "--out", str(tmp_path / "x")]
@@ -173,7 +173,7 @@ def test_train_vqkd_runs_as_a_launch_loop(teacher_photos, tmp_path) -> None:
     initial = VQKD(vqkd_config_for("tiny", load_teacher("random-clip:tiny"))).quantizer.codebook.clone()
     metrics = launch(train_vqkd, job)
     assert metrics["step"] == 2
-    model = load_tokenizer(tmp_path / "tokenizer.pt")
+    model = load_tokenizer(tmp_path / "tokenizer.safetensors")
     codebook = model.quantizer.codebook
     assert bool(model.quantizer.initialized) and not torch.allclose(codebook, initial)
     torch.testing.assert_close(codebook.norm(dim=1), torch.ones(len(codebook)))
@@ -244,4 +244,4 @@ def test_ddp_ranks_stay_in_sync_and_only_rank_zero_writes(teacher_photos, tmp_pa
     assert json.loads((tmp_path / "result.json").read_text()) == {"max_diff": 0.0, "initialized": True}
     lines = (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [1, 2, 3]  # one writer, not one per rank
-    assert sorted(p.name for p in (tmp_path / "out").glob("*.pt")) == ["step_00000002.pt", "step_00000003.pt", "tokenizer.pt"]
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.safetensors")) == ["step_00000002.safetensors", "step_00000003.safetensors", "tokenizer.safetensors"]

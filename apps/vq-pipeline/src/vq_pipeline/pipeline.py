@@ -119,7 +119,7 @@ class Pipeline:
             else:
                 job = TrainJob(family=cfg.family, preset=cfg.preset, model=cfg.overrides, loss=cfg.loss, train=train, resume=True, **common)
                 metrics = self._train(train_tokenizer, job.model_dump(mode="json"), directory, digest)
-            return {"checkpoint": str(directory / "tokenizer.pt"), "metrics": metrics}
+            return {"checkpoint": str(directory / "tokenizer.safetensors"), "metrics": metrics}
 
         settings = {"tokenizer": cfg.model_dump(mode="json"), "seed": self.config.seed, "data": data.hash}
         return self._stage("tokenizer", settings, body)
@@ -138,7 +138,7 @@ class Pipeline:
                 decoder=cfg.overrides, loss=cfg.loss, train={**cfg.train.as_overrides(), "seed": self.config.seed}, resume=True,
             )
             metrics = self._train(train_pixel_decoder, job.model_dump(mode="json"), directory, digest)
-            return {"checkpoint": str(directory / "tokenizer.pt"), "metrics": metrics}
+            return {"checkpoint": str(directory / "tokenizer.safetensors"), "metrics": metrics}
 
         settings = {
             "pixel_decoder": cfg.model_dump(mode="json"), "seed": self.config.seed, "tokenizer": tokenizer.hash, "data": data.hash,
@@ -178,7 +178,7 @@ class Pipeline:
                 "train": {**cfg.train.as_overrides(), "seed": self.config.seed}, "resume": True,
             }
             metrics = self._train(train_loop, loop, directory, digest)
-            return {"model": str(directory / "model.pt"), "metrics": metrics}
+            return {"model": str(directory / "model.safetensors"), "metrics": metrics}
 
         return self._stage("ar", {"ar": cfg.model_dump(mode="json"), "seed": self.config.seed, "tokens": tokens.hash}, body)
 

@@ -132,7 +132,7 @@ def sizes(vocab: int, classes: int, grid: int) -> None:
 @click.option("--log-every", type=int, default=50, show_default=True)
 @click.option("--ckpt-every", type=int, default=1000, show_default=True)
 @click.option("--stop-at", type=int, default=None, help="end this run after that step (resumable)")
-@click.option("--resume", is_flag=True, help="continue OUT/checkpoints/last.pt")
+@click.option("--resume", is_flag=True, help="continue OUT/checkpoints/last.safetensors")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a model config field, e.g. rope=1d")
 @launch_options
 def train_cmd(
@@ -157,7 +157,7 @@ def train_cmd(
                 "train": TrainConfig(**kw).model_dump(mode="json"), "resume": resume}
         metrics = launch_command(train_loop, loop, out=out, name="vq-ar-train", ray_address=ray_address,
                                  num_workers=num_workers, gpus=gpus, max_failures=max_failures, storage_path=storage_path)
-        click.echo(json.dumps({**metrics, "model": str(Path(out) / "model.pt")}))
+        click.echo(json.dumps({**metrics, "model": str(Path(out) / "model.safetensors")}))
         return
     result = train(
         data,

@@ -43,8 +43,8 @@ from vq_data import open_manifest
 log = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
-LAST_CHECKPOINT = "last.pt"
-FINAL_MODEL = "model.pt"
+LAST_CHECKPOINT = "last.safetensors"
+FINAL_MODEL = "model.safetensors"
 METRICS_FILE = "metrics.jsonl"
 
 
@@ -186,7 +186,7 @@ def train(
 
     The model is ``model_config`` if given, else the named ``size`` for the manifest's codebook, class
     count and grid (``model_overrides`` change any field, e.g. dropout).  ``resume`` continues from
-    ``out/checkpoints/last.pt`` when it exists; without it an existing checkpoint is an error.
+    ``out/checkpoints/last.safetensors`` when it exists; without it an existing checkpoint is an error.
     ``stop_at`` ends this invocation after that step (with a resumable checkpoint), for time-sliced jobs.
     """
     config = config or TrainConfig()

@@ -85,7 +85,7 @@ def train_vqkd_cmd(
 @click.option("--teacher-size", type=int, default=None, help="teacher input size (default: its own)")
 @click.option("--k", "k", type=int, default=8192, show_default=True, help="codebook size")
 @click.option("--data", required=True, help=DATA_HELP)
-@click.option("--out", required=True, type=click.Path(), help="run directory (tokenizer.pt, fit.json)")
+@click.option("--out", required=True, type=click.Path(), help="run directory (tokenizer.safetensors, fit.json)")
 @click.option("--image-size", type=int, default=None, help="tokenizer input size (default: the teacher's)")
 @click.option("--batch-size", type=int, default=64, show_default=True, help="images per feature batch")
 @click.option("--epochs", type=int, default=1, show_default=True, help="mini-batch k-means passes over the data")
@@ -103,14 +103,14 @@ def fit_cluster_cmd(ray_address: str | None, num_workers: int, gpus: bool, max_f
     job = ClusterJob(**options)
     launch_flags = {"ray_address": ray_address, "num_workers": num_workers, "gpus": gpus, "max_failures": max_failures, "storage_path": storage_path}
     report = _run(fit_cluster, job, "vq-tok-fit-cluster", launch_flags)
-    click.echo(json.dumps({"checkpoint": str(Path(job.out) / "tokenizer.pt"), **report}, indent=2))
+    click.echo(json.dumps({"checkpoint": str(Path(job.out) / "tokenizer.safetensors"), **report}, indent=2))
 
 
 @click.command("train-pixel-decoder")
 @click.option("--tokenizer", required=True, type=click.Path(exists=True), help="frozen VQ-KD / Cluster checkpoint")
 @click.option("--preset", default="tiny", show_default=True, help="tiny | vqgan | llamagen")
 @click.option("--data", required=True, help=DATA_HELP)
-@click.option("--out", required=True, type=click.Path(), help="run directory (tokenizer.pt is the pixel tokenizer)")
+@click.option("--out", required=True, type=click.Path(), help="run directory (tokenizer.safetensors is the pixel tokenizer)")
 @click.option("--embedding", type=click.Choice(["codebook", "learned"]), default=None, help="token embedding (default codebook)")
 @click.option("--steps", type=int, default=None)
 @click.option("--batch-size", type=int, default=None)

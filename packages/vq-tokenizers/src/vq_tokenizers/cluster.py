@@ -330,7 +330,7 @@ class ClusterJob(StrictConfig):
     teacher_size: int | None = Field(default=None, description="teacher input size (None: its own)")
     k: int = Field(default=8192, gt=0, description="codebook size")
     data: str = Field(description="image shard set, image folder, list file, ImageNet root or 'bundled'")
-    out: str = Field(description="run directory: tokenizer.pt and fit.json are written there")
+    out: str = Field(description="run directory: tokenizer.safetensors and fit.json are written there")
     image_size: int | None = Field(default=None, gt=0, description="tokenizer input size (None: the teacher's)")
     batch_size: int = Field(default=64, gt=0, description="images per feature batch")
     max_images: int | None = Field(default=None, gt=0, description="use at most this many images (in source order)")
@@ -345,7 +345,7 @@ class ClusterJob(StrictConfig):
 def fit_cluster(config: dict[str, Any] | ClusterJob, session: Any = None) -> dict[str, float]:
     """Fit a Cluster tokenizer; the ``fn(config, session)`` loop of ``vq_core.launch``.
 
-    Writes ``out/tokenizer.pt`` (teacher weights + centroids; ``load_tokenizer`` rebuilds it) and
+    Writes ``out/tokenizer.safetensors`` (teacher weights + centroids; ``load_tokenizer`` rebuilds it) and
     ``out/fit.json`` (the :class:`FitReport`).  The fit is one process: with a session it runs on the
     session's device and reports the fit report with the run directory as the checkpoint.
     """

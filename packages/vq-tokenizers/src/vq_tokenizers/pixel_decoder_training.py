@@ -67,7 +67,7 @@ def pixel_decoder_shape(preset: str, source: Tokenizer, overrides: dict[str, Any
 
 class PixelDecoderJob(ImageTrainJob):
     """What ``vq-tok train-pixel-decoder`` runs (and what ``vq_core.launch`` passes to :func:`train_pixel_decoder`);
-    ``out/tokenizer.pt`` is the pixel tokenizer."""
+    ``out/tokenizer.safetensors`` is the pixel tokenizer."""
 
     tokenizer: str = Field(description="checkpoint of the frozen VQ-KD / Cluster (any family with encode) tokenizer")
     decoder: dict[str, Any] = Field(default_factory=dict, description="overrides of the preset's decoder fields")
@@ -77,7 +77,7 @@ def train_pixel_decoder(config: dict[str, Any] | PixelDecoderJob, session: Any =
     """Fit a pixel decoder to a frozen tokenizer; the ``fn(config, session)`` loop of ``vq_core.launch``.
 
     Runs the VQGAN :class:`Trainer` (DDP under torchrun or several Ray workers, resume, EMA, NaN stop)
-    on a :class:`PixelDecoderTokenizer`; ``out/tokenizer.pt`` encodes like the source and decodes its
+    on a :class:`PixelDecoderTokenizer`; ``out/tokenizer.safetensors`` encodes like the source and decodes its
     tokens.  With a session: its rank/device, Ray's restore directory, reports through ``session.report``.
     Returns the last logged metrics.
     """

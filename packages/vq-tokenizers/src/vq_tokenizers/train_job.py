@@ -39,7 +39,7 @@ class ImageTrainJob(StrictConfig):
     train: dict[str, Any] = Field(default_factory=dict, description="overrides of the preset's train config")
     data: str = Field(description="image shard set, or a vq-data source (image folder, list file, ImageNet root, bundled)")
     num_workers: int = Field(default=0, ge=0, description="decoding worker processes (image shard sets)")
-    out: str = Field(description="checkpoint directory (checkpoints, samples/, metrics.jsonl, tokenizer.pt)")
+    out: str = Field(description="checkpoint directory (checkpoints, samples/, metrics.jsonl, tokenizer.safetensors)")
     resume: bool = False
 
 

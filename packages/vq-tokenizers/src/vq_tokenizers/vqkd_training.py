@@ -6,8 +6,8 @@ inside the quantizer in train mode), ``loss = (1 - cos) + codebook loss``, AdamW
 schedule (linear warmup, cosine decay to ``min_lr``; no weight decay on biases, norms, position
 embeddings, class tokens or codebook).  Checkpoints hold the weights, optimizer, RNG states and the teacher's
 config, so ``resume`` refuses a different teacher; a non-finite loss stops the run before the
-optimizer step.  Files in the output directory follow the conv trainer's layout (``step_*.pt``,
-``tokenizer.pt``, ``metrics.jsonl``).
+optimizer step.  Files in the output directory follow the conv trainer's layout (``step_*.safetensors``,
+``tokenizer.safetensors``, ``metrics.jsonl``).
 """
 
 from __future__ import annotations
@@ -206,7 +206,7 @@ class VQKDTrainer:
         return path
 
     def export(self) -> Path | None:
-        """The tokenizer alone (with the teacher's config for provenance) as ``tokenizer.pt`` (rank 0)."""
+        """The tokenizer alone (with the teacher's config for provenance) as ``tokenizer.safetensors`` (rank 0)."""
         if not self.is_main:
             return None
         state = {"teacher": self.teacher.config.model_dump(mode="json")}
@@ -298,7 +298,7 @@ class VQKDTrainer:
         return metrics
 
     def train(self) -> dict[str, float]:
-        """Run to ``config.steps``; returns the last logged metrics and writes ``tokenizer.pt``."""
+        """Run to ``config.steps``; returns the last logged metrics and writes ``tokenizer.safetensors``."""
         if self.step == 0 and latest_checkpoint(self.checkpoint_dir) is not None:
             raise FileExistsError(f"{self.checkpoint_dir} already holds checkpoints; resume them or choose another output")
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
@@ -334,7 +334,7 @@ class VQKDJob(StrictConfig):
     model: dict[str, Any] = Field(default_factory=dict, description="overrides of the preset's model config")
     train: dict[str, Any] = Field(default_factory=dict, description="overrides of the preset's train config")
     data: str = Field(description="image shard set, image folder, list file, ImageNet root or 'bundled'")
-    out: str = Field(description="run directory (step checkpoints, metrics.jsonl, tokenizer.pt)")
+    out: str = Field(description="run directory (step checkpoints, metrics.jsonl, tokenizer.safetensors)")
     resume: bool = False
 
 
@@ -342,7 +342,7 @@ def train_vqkd(config: dict[str, Any] | VQKDJob, session: Any = None) -> dict[st
     """Train a VQ-KD tokenizer from a preset; the ``fn(config, session)`` loop of ``vq_core.launch``.
 
     Loads the teacher from ``config.teacher`` (local files only), distils it into a fresh VQ-KD on the
-    images in ``config.data`` and writes checkpoints, ``metrics.jsonl`` and ``tokenizer.pt`` into
+    images in ``config.data`` and writes checkpoints, ``metrics.jsonl`` and ``tokenizer.safetensors`` into
     ``config.out``.  With a session (Ray Train): its device, Ray's restore directory on a restarted
     worker, and metrics + each new checkpoint (in a directory of its own) through ``session.report``.
     Several processes (torchrun, or Ray workers) train data-parallel with ``batch_size`` split over

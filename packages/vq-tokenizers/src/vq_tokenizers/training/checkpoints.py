@@ -9,12 +9,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-_STEP_FILE = re.compile(r"^step_(\d{8})\.pt$")
-FINAL_NAME = "tokenizer.pt"
+_STEP_FILE = re.compile(r"^step_(\d{8})\.safetensors$")
+FINAL_NAME = "tokenizer.safetensors"
 
 
 def step_checkpoint_path(directory: Path, step: int) -> Path:
-    return directory / f"step_{step:08d}.pt"
+    return directory / f"step_{step:08d}.safetensors"
 
 
 def step_checkpoints(directory: Path) -> list[tuple[int, Path]]:
