@@ -17,8 +17,8 @@ TEACHER_FAMILIES = ("vqkd", "cluster")
 class DataStage(StrictConfig):
     """Where images come from and how they are stored as shards."""
 
-    source: Literal["bundled", "folder", "imagenet", "list"] = "bundled"
-    path: str | None = Field(default=None, description="folder, ImageNet root or list file (not for bundled)")
+    source: Literal["bundled", "digits", "folder", "imagenet", "list"] = "bundled"
+    path: str | None = Field(default=None, description="folder, ImageNet root or list file (not for bundled or digits)")
     split: str = "train"
     image_size: int = Field(default=32, gt=0)
     crops_per_image: int = Field(default=24, gt=0, description="bundled source: random crops per photo")

@@ -24,8 +24,10 @@ from vq_data.loading import (
 from vq_data.pack import SKIPPED_NAME, pack, read_skipped
 from vq_data.sources import (
     BUNDLED_CLASSES,
+    DIGIT_CLASSES,
     SOURCE_KINDS,
     BundledSource,
+    DigitsSource,
     FolderSource,
     ImageNetSource,
     ImageRecord,
@@ -33,6 +35,7 @@ from vq_data.sources import (
     ListSource,
     SourceError,
     available_photos,
+    digits_split,
     make_source,
 )
 from vq_data.transforms import (
@@ -49,6 +52,9 @@ from vq_data.version import __version__
 
 __all__ = [
     "BUNDLED_CLASSES",
+    "DIGIT_CLASSES",
+    "DigitsSource",
+    "digits_split",
     "SKIPPED_NAME",
     "SOURCE_KINDS",
     "BundledSource",

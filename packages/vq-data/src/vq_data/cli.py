@@ -61,7 +61,7 @@ def pack_command(
     skip_bad: bool,
     overwrite: bool,
 ) -> None:
-    """Pack SOURCE (a folder, ImageNet root, list file, or 'bundled') into shards in --out.
+    """Pack SOURCE (a folder, ImageNet root, list file, 'bundled' or 'digits') into shards in --out.
 
     A re-run of an interrupted job resumes after the last whole shard.
     """

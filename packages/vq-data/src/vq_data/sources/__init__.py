@@ -1,4 +1,4 @@
-"""Image sources: folder, ImageNet-style, list file and the bundled demo photos."""
+"""Image sources: folder, ImageNet-style, list file, the bundled demo photos and scikit-learn's digits."""
 
 from __future__ import annotations
 
@@ -9,18 +9,21 @@ from typing import Literal
 from vq_data.sources.base import ImageRecord, ImageSource, SourceError, key_from_path
 from vq_data.sources.bundled import CLASSES as BUNDLED_CLASSES
 from vq_data.sources.bundled import BundledSource, available_photos
+from vq_data.sources.digits import CLASSES as DIGIT_CLASSES
+from vq_data.sources.digits import DigitsSource, digits_split
 from vq_data.sources.folder import FolderSource
 from vq_data.sources.imagenet import ImageNetSource, read_synset_map, read_val_labels
 from vq_data.sources.listfile import ListSource
 
-SourceKind = Literal["folder", "imagenet", "list", "bundled"]
-SOURCE_KINDS: tuple[str, ...] = ("folder", "imagenet", "list", "bundled")
+SourceKind = Literal["folder", "imagenet", "list", "bundled", "digits"]
+SOURCE_KINDS: tuple[str, ...] = ("folder", "imagenet", "list", "bundled", "digits")
+NAMED_SOURCES = ("bundled", "digits")  # sources given by name, not by a path
 
 
 def infer_kind(location: str | os.PathLike[str]) -> SourceKind:
-    """Guess a source kind: ``bundled`` by name, a file is a list, a root with train/ or val/ is ImageNet."""
-    if str(location) == "bundled":
-        return "bundled"
+    """Guess a source kind: ``bundled``/``digits`` by name, a file is a list, a root with train/ or val/ is ImageNet."""
+    if str(location) in NAMED_SOURCES:
+        return str(location)  # type: ignore[return-value]
     path = Path(location)
     if path.is_file():
         return "list"
@@ -39,10 +42,12 @@ def make_source(
     synset_map: str | os.PathLike[str] | None = None,
     val_labels: str | os.PathLike[str] | None = None,
 ) -> ImageSource:
-    """Build the source for ``location`` (a folder, ImageNet root, list file, or ``"bundled"``)."""
+    """Build the source for ``location`` (a folder, ImageNet root, list file, ``"bundled"`` or ``"digits"``)."""
     kind = kind or infer_kind(location if location is not None else "bundled")
     if kind == "bundled":
         return BundledSource(crops_per_image=crops_per_image, seed=seed, split=split)
+    if kind == "digits":
+        return DigitsSource(split=split)
     if location is None:
         raise SourceError(f"a {kind} source needs a path")
     if kind == "folder":
@@ -56,6 +61,10 @@ def make_source(
 
 __all__ = [
     "BUNDLED_CLASSES",
+    "DIGIT_CLASSES",
+    "DigitsSource",
+    "digits_split",
+    "NAMED_SOURCES",
     "SOURCE_KINDS",
     "BundledSource",
     "FolderSource",
