@@ -18,6 +18,7 @@ from vq_core import StrictConfig
 from vq_tokenizers.base import Tokenizer
 from vq_tokenizers.nn import Decoder, Encoder
 from vq_tokenizers.nn.blocks import NORM_GROUPS
+from vq_tokenizers.token_space import module_tensors
 
 
 class AutoencoderConfig(StrictConfig):
@@ -84,6 +85,7 @@ class ConvVQTokenizer(Tokenizer):
 
     # --- supplied by each family ------------------------------------------------------------
     quant_conv: nn.Module
+    quantizer: nn.Module
     post_quant_conv: nn.Module
 
     def quantize(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
@@ -106,6 +108,17 @@ class ConvVQTokenizer(Tokenizer):
     @property
     def last_layer(self) -> nn.Parameter:
         return self.decoder.last_layer
+
+    def token_space_tensors(self) -> dict[str, torch.Tensor]:
+        """Encoder, ``quant_conv`` and the quantizer's learned parameters (the VQ codebook; FSQ has none).
+
+        Quantizer buffers (usage EMA, EMA sums) and everything after the quantizer do not change tokens.
+        """
+        return {
+            **module_tensors("encoder", self.encoder),
+            **module_tensors("quant_conv", self.quant_conv),
+            **{f"quantizer.{k}": v for k, v in self.quantizer.named_parameters()},
+        }
 
     def forward(self, images: torch.Tensor) -> AutoencoderOutput:
         self.check_image_size(images)

@@ -2,9 +2,10 @@
 
 Images are float tensors (B, 3, H, W) in [-1, 1]; tokens are integer grids (B, h, w).  Families
 register their (config class, model class) pair so :func:`load_tokenizer` can rebuild any model from a
-checkpoint alone.  ``token_space_hash`` identifies the *token space* (encoder + codebook): a pixel decoder
-trained on frozen VQ-KD tokens decodes the same token space, so token shards made by either are
-interchangeable, while shards of any other tokenizer are refused.
+checkpoint alone.  ``token_space_hash`` identifies the *token space* (config + encoder and codebook
+weights): a pixel decoder trained on frozen VQ-KD tokens decodes the same token space, so token shards
+made by either are interchangeable, while shards of any other tokenizer - even one of the same preset
+with other weights - are refused.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from vq_core import CheckpointError, StrictConfig, config_hash, load_checkpoint, save_checkpoint
+from vq_core import CheckpointError, StrictConfig, load_checkpoint, save_checkpoint
+from vq_tokenizers.token_space import weights_digest
 
 
 class Tokenizer(nn.Module):
@@ -57,9 +59,21 @@ class Tokenizer(nn.Module):
     def can_decode(self) -> bool:
         return type(self).decode is not Tokenizer.decode
 
+    def token_space_tensors(self) -> dict[str, torch.Tensor]:
+        """The named tensors that decide which token an image gets.
+
+        Families narrow this to encoder + quantizer (leaving out the decoder and usage statistics);
+        the default, every tensor of the model, errs on the safe side for a family that does not.
+        """
+        return dict(self.state_dict())
+
     def token_space_hash(self) -> str:
-        """Identity of the token space; equal for models whose tokens mean the same thing."""
-        return config_hash(self.config)
+        """Identity of the token space: the config *and* the token-deciding weights (``token_space_tensors``).
+
+        Equal for models whose tokens mean the same thing (a checkpoint and its re-saved copy, a pixel
+        decoder over it), different for two trainings of one preset with other seeds.
+        """
+        return weights_digest(self.config, self.token_space_tensors())
 
     def check_image_size(self, images: torch.Tensor) -> None:
         """Refuse inputs the model was not built for, naming both shapes."""

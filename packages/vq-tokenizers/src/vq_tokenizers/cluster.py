@@ -43,7 +43,7 @@ from vq_core import MiniBatchKMeans, StrictConfig, atomic_write_text, nearest_co
 from vq_tokenizers.base import Tokenizer, register_tokenizer, save_tokenizer
 from vq_tokenizers.images import ImageSource, center_crop
 from vq_tokenizers.teachers import Teacher, TeacherConfig, build_teacher, load_teacher
-from vq_tokenizers.token_space import module_tensors, weights_digest
+from vq_tokenizers.token_space import module_tensors
 from vq_tokenizers.training.checkpoints import FINAL_NAME
 
 log = logging.getLogger(__name__)
@@ -95,8 +95,9 @@ class ClusterTokenizer(Tokenizer):
     def code_dim(self) -> int:
         return self.teacher.dim
 
-    def token_space_hash(self) -> str:
-        return weights_digest(self.config, {**module_tensors("teacher", self.teacher), "codebook": self.codebook})
+    def token_space_tensors(self) -> dict[str, torch.Tensor]:
+        """The frozen teacher and the centroids: together they decide every token."""
+        return {**module_tensors("teacher", self.teacher), "codebook": self.codebook}
 
     @torch.no_grad()
     def load_codebook(self, codebook: torch.Tensor) -> None:

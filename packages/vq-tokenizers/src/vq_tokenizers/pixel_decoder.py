@@ -9,8 +9,10 @@ for Image Generation").  A :class:`PixelDecoderTokenizer` (family ``pixel``) hol
 * **the decoder**: token -> embedding (the source's code vector, or a learned table) -> 1x1 conv ->
   the VQGAN conv decoder (``nn.Decoder``, taming/LlamaGen layout) -> image.
 
-``token_space_hash()`` is the source's, so token shards made with either model are interchangeable
-while shards of any other tokenizer are refused.  Training reuses the VQGAN trainer and objective
+``token_space_hash()`` is the source's (its config and its encoder/codebook weights, which this
+checkpoint carries as a frozen copy under ``source.``), so token shards made with either model are
+interchangeable while shards of any other tokenizer - one of the same preset with other weights
+included - are refused.  Training reuses the VQGAN trainer and objective
 (L1/MSE + LPIPS + optional PatchGAN): ``forward`` returns the same :class:`AutoencoderOutput`, the
 codebook loss is zero and only the decoder's parameters receive gradients.
 """
@@ -135,7 +137,12 @@ class PixelDecoderTokenizer(Tokenizer):
     def last_layer(self) -> nn.Parameter:
         return self.decoder.last_layer
 
+    def token_space_tensors(self) -> dict[str, torch.Tensor]:
+        """The frozen source's token-deciding weights (this decoder's own weights never change tokens)."""
+        return self.source.token_space_tensors()
+
     def token_space_hash(self) -> str:
+        """The source's identity (its config and weights), so its token shards are accepted here."""
         return self.source.token_space_hash()
 
     @torch.no_grad()

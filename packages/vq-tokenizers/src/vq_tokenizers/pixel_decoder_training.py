@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from pydantic import Field
 
+from vq_core import CheckpointError
 from vq_tokenizers.base import Tokenizer, load_tokenizer
 from vq_tokenizers.losses import LossConfig
 from vq_tokenizers.pixel_decoder import PixelDecoderTokenizer
@@ -92,6 +93,9 @@ def train_pixel_decoder(config: dict[str, Any] | PixelDecoderJob, session: Any =
     torch.manual_seed(train.seed)  # the decoder's initial weights are part of the run's seeded state
     model = PixelDecoderTokenizer.from_source(source, **pixel_decoder_shape(job.preset, source, job.decoder))
     trainer, restored = image_trainer(model, job, train, loss, session, rank, world)
-    if job.resume or restored:
-        trainer.resume()
+    if (job.resume or restored) and trainer.resume() and model.token_space_hash() != source.token_space_hash():
+        raise CheckpointError(
+            f"pixel decoder checkpoints in {job.out} decode token space {model.token_space_hash()} but --tokenizer "
+            f"{job.tokenizer} has token space {source.token_space_hash()}; resume with the tokenizer they were trained on or use a new --out"
+        )
     return trainer.train()

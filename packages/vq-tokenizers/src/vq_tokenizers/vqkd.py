@@ -19,7 +19,7 @@ from pydantic import Field, model_validator
 
 from vq_core import StrictConfig, VectorQuantizer, VectorQuantizerConfig
 from vq_tokenizers.base import Tokenizer, register_tokenizer
-from vq_tokenizers.token_space import module_tensors, weights_digest
+from vq_tokenizers.token_space import module_tensors
 from vq_tokenizers.vit import TaskHead, ViT, ViTConfig
 
 
@@ -103,10 +103,10 @@ class VQKD(Tokenizer):
     def code_dim(self) -> int:
         return self.config.quantizer.dim
 
-    def token_space_hash(self) -> str:
-        """Config plus the weights that decide tokens (encoder, head, codebook); the decoder does not count."""
+    def token_space_tensors(self) -> dict[str, torch.Tensor]:
+        """The weights that decide tokens (encoder, head, codebook); the decoder does not count."""
         tensors = {**module_tensors("encoder", self.encoder), **module_tensors("encode_head", self.encode_head)}
-        return weights_digest(self.config, {**tensors, "codebook": self.quantizer.codebook})
+        return {**tensors, "codebook": self.quantizer.codebook}
 
     # --- the model ------------------------------------------------------------------------------
     def code_map(self, images: torch.Tensor) -> torch.Tensor:
