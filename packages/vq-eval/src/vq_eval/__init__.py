@@ -1,4 +1,5 @@
-"""vq-eval: FID/IS (pytorch-fid's Inception), PSNR, SSIM, LPIPS, rFID, codebook usage, and reports."""
+"""vq-eval: FID/IS (pytorch-fid's Inception), PSNR, SSIM, LPIPS, rFID, codebook usage, a trained-at-run-time
+pixel judge (class accuracy, Fréchet distance, precision/recall), and reports."""
 
 from vq_eval.codebook import usage_summary
 from vq_eval.fid import accumulate_inception, compute_reference, evaluate_generation, inception_statistics, provenance
@@ -13,6 +14,7 @@ from vq_eval.inception import (
     resolve_inception_weights,
 )
 from vq_eval.inception_score import InceptionScore
+from vq_eval.judge import GenerationScores, PixelJudge, grey_pixels, knn_precision_recall
 from vq_eval.perceptual import LPIPS_BACKBONE_ENV, LPIPS_WEIGHTS_ENV, load_lpips
 from vq_eval.plots import codebook_usage_figure, patches_per_token, png_bytes, reconstruction_grid
 from vq_eval.psnr import psnr
@@ -43,6 +45,10 @@ __all__ = [
     "ExampleCollector",
     "FIDInceptionV3",
     "FeatureStatistics",
+    "GenerationScores",
+    "PixelJudge",
+    "grey_pixels",
+    "knn_precision_recall",
     "ImageBatches",
     "InceptionOutput",
     "InceptionScore",
