@@ -131,5 +131,16 @@ def test_check_tokenizer_names_both_sides():
     assert manifest.check_tokenizer(codebook_size=1024, config_hash="abc", grid=(16, 16)).name == "vqgan"
     with pytest.raises(ManifestError, match="model has codebook 8192 but manifest says 1024"):
         manifest.check_tokenizer(codebook_size=8192)
-    with pytest.raises(ManifestError, match="config hash zzz != manifest abc"):
+    with pytest.raises(ManifestError, match="model has token space zzz but the shards were made by a vqgan tokenizer"):
         manifest.check_tokenizer(codebook_size=1024, config_hash="zzz")
+
+
+def test_check_tokenizer_names_both_token_spaces_files_and_the_fix():
+    manifest = _tokens_manifest(checkpoint="/ckpts/a.safetensors")
+    with pytest.raises(ManifestError) as err:
+        manifest.check_tokenizer(codebook_size=1024, config_hash="zzz", where="tokenizer b.safetensors", manifest="/t/manifest.json")
+    message = str(err.value)
+    assert "\n" not in message
+    assert "tokenizer b.safetensors has token space zzz" in message
+    assert "shards of /t/manifest.json were made by vqgan tokenizer /ckpts/a.safetensors (token space abc)" in message
+    assert message.endswith("use the tokenizer that made these shards, or re-tokenize the images with this one")

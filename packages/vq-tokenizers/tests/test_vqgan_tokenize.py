@@ -116,7 +116,7 @@ def test_decode_refuses_tokens_of_another_tokenizer(image_shards, checkpoint, tm
     torch.manual_seed(0)
     other = build_tokenizer("vqgan", {**get_preset("tiny", "vqgan").model, "quantizer": {"codebook_size": 128, "dim": 16}})
     other_ckpt = save_tokenizer(other, tmp_path / "other.safetensors")
-    with pytest.raises(ManifestError, match="has codebook 128 but manifest says 256"):
+    with pytest.raises(ManifestError, match="has codebook 128 but manifest .*manifest.json says 256"):
         decode_shards(tmp_path / "tokens", other_ckpt, tmp_path / "out")
 
 

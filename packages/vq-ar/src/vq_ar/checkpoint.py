@@ -17,7 +17,7 @@ import torch
 
 from vq_ar.config import ARConfig
 from vq_ar.model import ARTransformer
-from vq_core import CheckpointError, DatasetInfo, Manifest, ManifestError, TokenizerInfo, load_checkpoint, save_checkpoint
+from vq_core import CheckpointError, DatasetInfo, Manifest, TokenizerInfo, load_checkpoint, save_checkpoint
 
 FAMILY = "ar"
 
@@ -34,17 +34,21 @@ class LoadedAR:
     path: Path
     state: dict[str, Any] = field(default_factory=dict)
 
-    def check_manifest(self, manifest: Manifest, *, where: str | os.PathLike[str] = "manifest") -> None:
-        """Refuse token shards made by another tokenizer than the one this model was trained on."""
-        try:
-            manifest.check_tokenizer(
-                codebook_size=self.config.vocab_size,
-                config_hash=self.tokenizer.config_hash,
-                grid=self.config.grid,
-                where=f"AR checkpoint {self.path}",
-            )
-        except ManifestError as err:
-            raise ManifestError(f"{where}: {err}") from err
+    def check_manifest(self, manifest: Manifest, *, where: str | os.PathLike[str] | None = None) -> None:
+        """Refuse token shards made by another tokenizer than the one this model was trained on.
+
+        The comparison is of token-space identities (tokenizer config *and* weights, as
+        ``Tokenizer.token_space_hash`` computes them), so shards of a same-preset tokenizer with other
+        weights are refused too.
+        """
+        manifest.check_tokenizer(
+            codebook_size=self.config.vocab_size,
+            config_hash=self.tokenizer.config_hash,
+            grid=self.config.grid,
+            where=f"AR checkpoint {self.path} (trained on tokens of {self.tokenizer.checkpoint or self.tokenizer.name})",
+            manifest=where,
+            fix="use token shards of the tokenizer the AR model was trained on, or train a new AR model (new --out) on these",
+        )
 
 
 def save_ar(

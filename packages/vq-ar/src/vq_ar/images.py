@@ -1,8 +1,9 @@
 """From sampled tokens to PNG files: find and verify the pixel decoder, decode, tile, write atomically.
 
 The decoder is the tokenizer (or pixel decoder) checkpoint named by the manifest the AR model was
-trained on, or one given explicitly.  Its ``token_space_hash`` must equal the manifest's tokenizer
-config hash — a decoder of another token space would turn valid samples into noise without any error.
+trained on, or one given explicitly.  Its ``token_space_hash`` (config and token-deciding weights) must
+equal the identity the manifest recorded - a decoder of another token space, even one of the same
+preset with other weights, would turn valid samples into noise without any error.
 ``vq_tokenizers`` is imported here, lazily, so training and sampling tokens never need it.
 """
 
@@ -51,7 +52,13 @@ def load_pixel_decoder(
     tokenizer = load_tokenizer(path, map_location=device)
     problems = []
     if tokenizer.token_space_hash() != info.config_hash:
-        problems.append(f"token space {tokenizer.token_space_hash()} but the AR model's tokens come from {info.config_hash}")
+        if info.checkpoint is None:
+            origin = f"token space {info.config_hash}"
+        elif Path(info.checkpoint) != Path(path):
+            origin = f"{info.checkpoint} (token space {info.config_hash})"
+        else:
+            origin = f"the file this path held when tokenizing (token space {info.config_hash}; it was replaced since)"
+        problems.append(f"token space {tokenizer.token_space_hash()} but the AR model's tokens come from {origin}")
     if tokenizer.codebook_size != info.codebook_size:
         problems.append(f"codebook {tokenizer.codebook_size} but the manifest says {info.codebook_size}")
     if problems:

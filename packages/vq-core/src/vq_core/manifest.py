@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from vq_core.io import atomic_write_text
 
@@ -32,13 +33,36 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
 
 
-class ShardEntry(_Frozen):
-    """One finished shard: its file name relative to the manifest, its sample count and hash."""
+SHARD_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,200}\.tar$"
+"""A shard is a plain ``.tar`` file name inside the shard-set folder: no folder part, no leading dot."""
+_SHARD_NAME = re.compile(SHARD_NAME_PATTERN)
 
-    name: str
+
+def check_shard_name(name: object) -> str:
+    """Refuse a shard name that is not a plain file name, so a manifest cannot point readers outside
+    its folder (``../x.tar``, ``/etc/x.tar``); readers call it too, as manifests can be built unvalidated."""
+    if not isinstance(name, str) or not _SHARD_NAME.match(name):
+        raise ValueError(
+            f"shard name {name!r} is not a plain '.tar' file name inside the shard-set folder "
+            "(letters, digits, '_', '-', '.'; no '/' and no leading dot)"
+        )
+    return name
+
+
+class ShardEntry(_Frozen):
+    """One finished shard: its file name inside the manifest's folder, its sample count and hash."""
+
+    name: str = Field(
+        description="plain file name inside the shard-set folder", json_schema_extra={"pattern": SHARD_NAME_PATTERN}
+    )
     num_samples: int = Field(ge=0)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     size_bytes: int = Field(ge=0)
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, name: str) -> str:
+        return check_shard_name(name)
 
 
 class DatasetInfo(_Frozen):
@@ -135,22 +159,33 @@ class Manifest(_Frozen):
         name: str | None = None,
         grid: tuple[int, ...] | None = None,
         where: str = "model",
+        manifest: str | os.PathLike[str] | None = None,
+        fix: str = "use the tokenizer that made these shards, or re-tokenize the images with this one",
     ) -> TokenizerInfo:
-        """Refuse token shards whose tokenizer differs from what the caller was built for."""
+        """Refuse token shards whose tokenizer differs from what the caller was built for.
+
+        ``config_hash`` is the caller's token-space identity (``Tokenizer.token_space_hash()``: config
+        and token-deciding weights), so two tokenizers of one preset with other weights are told
+        apart; ``manifest`` (the file's path) names the shard side and ``fix`` ends the one-line message.
+        """
+        shards, says = (f"the shards of {manifest}", f"manifest {manifest}") if manifest is not None else ("the shards", "manifest")
         if self.kind != "tokens" or self.tokenizer is None:
             raise ManifestError(f"manifest describes {self.kind!r} shards; expected token shards")
         tok = self.tokenizer
         problems = []
         if tok.codebook_size != codebook_size:
-            problems.append(f"{where} has codebook {codebook_size} but manifest says {tok.codebook_size}")
+            problems.append(f"{where} has codebook {codebook_size} but {says} says {tok.codebook_size}")
         if config_hash is not None and tok.config_hash != config_hash:
-            problems.append(f"{where} tokenizer config hash {config_hash} != manifest {tok.config_hash}")
+            made_by = f"{tok.name} tokenizer {tok.checkpoint}" if tok.checkpoint else f"a {tok.name} tokenizer"
+            problems.append(
+                f"{where} has token space {config_hash} but {shards} were made by {made_by} (token space {tok.config_hash})"
+            )
         if name is not None and tok.name != name:
-            problems.append(f"{where} tokenizer is '{name}' but manifest says '{tok.name}'")
+            problems.append(f"{where} tokenizer is '{name}' but {says} says '{tok.name}'")
         if grid is not None and tuple(grid) != tuple(tok.grid):
-            problems.append(f"{where} expects token grid {tuple(grid)} but manifest says {tuple(tok.grid)}")
+            problems.append(f"{where} expects token grid {tuple(grid)} but {says} says {tuple(tok.grid)}")
         if problems:
-            raise ManifestError("; ".join(problems) + "; re-tokenize with the matching tokenizer")
+            raise ManifestError("; ".join(problems) + f"; {fix}")
         return tok
 
 

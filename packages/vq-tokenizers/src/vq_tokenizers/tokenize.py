@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from vq_core import Manifest, TokenizerInfo, file_sha256, progress
+from vq_core import MANIFEST_NAME, Manifest, TokenizerInfo, file_sha256, progress
 from vq_data import ShardSetWriter, iter_samples, open_image, open_manifest
 from vq_data import ten_crop as ten_crop_views
 from vq_tokenizers.base import Tokenizer, load_tokenizer
@@ -151,6 +151,7 @@ def decode_shards(
         config_hash=model.token_space_hash(),
         grid=model.grid,
         where=f"tokenizer {tokenizer_ckpt}",
+        manifest=Path(tokens_dir) / MANIFEST_NAME,
     )
     if not model.can_decode:
         model.decode(torch.zeros(0))  # raises the family's "no pixel decoder" message
