@@ -106,6 +106,7 @@ def test_every_metric_of_a_registered_family(
     metrics = json.loads((report_dir / "metrics.json").read_text())
     details = metrics.pop("details")
     assert details["family"] == "vq-eval-test-palette" and details["transform"].startswith("resize shorter side to 32")
+    assert details["token_space"] == vq_tokenizers.load_tokenizer(checkpoint).token_space_hash()  # which weights were scored
 
     expected = _direct_metrics(checkpoint, tmp_path / "val", limit=2)
     assert metrics["num_images"] == 2

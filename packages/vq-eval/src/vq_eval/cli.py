@@ -12,8 +12,8 @@ import click
 import torch
 
 from vq_core import CheckpointError, ManifestError
-from vq_eval.fid import compute_reference, evaluate_generation
-from vq_eval.inception import load_fid_inception
+from vq_eval.fid import evaluate_generation
+from vq_eval.inception import RESIZES, load_fid_inception
 from vq_eval.reconstruction import RECONSTRUCTION_METRICS
 from vq_eval.reference import ReferenceError, ReferenceStats
 from vq_eval.report import format_table, write_metrics
@@ -59,6 +59,13 @@ def _source_options(batch_size: int) -> Callable[[Callable[..., Any]], Callable[
             click.option(
                 "--channels-last", is_flag=True, help="~1.4x faster Inception on CPU; features differ from pytorch-fid by ~1e-6 relative"
             ),
+            click.option(
+                "--resize",
+                type=click.Choice(RESIZES),
+                default=None,
+                help="network input resize: pytorch-fid's, or tf1 (the TF graph's, as ADM's evaluator and torch-fidelity); "
+                "default: the one --ref was made with, else pytorch-fid",
+            ),
         ]
         for option in reversed(options):
             command = option(command)
@@ -75,30 +82,40 @@ def main(verbose: bool) -> None:
 
 
 @main.command("fid-cache")
-@click.argument("source", type=click.Path(exists=True, file_okay=False))
+@click.argument("source", type=click.Path(exists=True))
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="reference .npz to write")
+@click.option(
+    "--features/--no-features",
+    default=True,
+    show_default=True,
+    help="also store the pool features (4 bytes x 2048 an image) for precision, recall and KID",
+)
 @_source_options(batch_size=50)
 def fid_cache_command(
     source: str,
     out_path: str,
+    features: bool,
     image_size: int | None,
     batch_size: int,
     limit: int | None,
     inception_weights: str | None,
     device: str,
     channels_last: bool,
+    resize: str | None,
 ) -> None:
-    """Inception statistics of SOURCE (image shard set or image folder) -> reference .npz for FID."""
+    """Inception statistics of SOURCE (shard set, image folder, ADM .npz) -> reference .npz (FID, sFID, P/R, KID)."""
+    from vq_eval.generation import reference_from_images
+
     with _user_errors():
         batches = open_images(source, batch_size=batch_size, image_size=image_size, limit=limit)
-        inception = load_fid_inception(inception_weights, device=device, channels_last=channels_last)
-        reference = compute_reference(inception, batches, source_meta=batches.meta)
+        inception = load_fid_inception(inception_weights, device=device, channels_last=channels_last, resize=resize or "pytorch-fid")  # type: ignore[arg-type]
+        reference = reference_from_images(inception, batches, keep_features=features)
         reference.save(out_path)
-    click.echo(f"wrote {out_path}: {reference.n} images, {reference.mu.shape[0]}-d features")
+    click.echo(f"wrote {out_path}: {reference.n} images, {reference.mu.shape[0]}-d features ({inception.resize} resize)")
 
 
 @main.command("fid")
-@click.argument("generated", type=click.Path(exists=True, file_okay=False))
+@click.argument("generated", type=click.Path(exists=True))
 @click.option("--ref", "ref_path", required=True, type=click.Path(dir_okay=False), help="reference .npz from `vq-eval fid-cache`")
 @click.option(
     "--method",
@@ -120,43 +137,51 @@ def fid_command(
     inception_weights: str | None,
     device: str,
     channels_last: bool,
+    resize: str | None,
 ) -> None:
-    """FID of the images in GENERATED (folder or shard set) against --ref."""
-    _score_generated(generated, ref_path, splits=0, method=method, out_path=out_path, image_size=image_size,
-                     batch_size=batch_size, limit=limit, inception_weights=inception_weights, device=device,
-                     channels_last=channels_last)
+    """FID of the images in GENERATED (folder, shard set, ADM .npz, `vq-ar sample` output) against --ref."""
+    from vq_eval.fid import small_sample_warning
+
+    with _user_errors():
+        reference = ReferenceStats.load(ref_path)
+        batches = open_images(generated, batch_size=batch_size, image_size=image_size, limit=limit)
+        reference.check_images(batches.meta, where="images")
+        inception = load_fid_inception(inception_weights, device=device, channels_last=channels_last,
+                                       resize=resize or reference.resize or "pytorch-fid")  # type: ignore[arg-type]  # fmt: skip
+        result: dict[str, Any] = evaluate_generation(inception, batches, reference=reference, splits=0, fid_method=method)  # type: ignore[arg-type]
+    warning = small_sample_warning(int(result["num_images"]))
+    if warning:
+        click.echo(f"Warning: {warning} (used {result['num_images']} images)", err=True)
+    result.update(reference=reference.meta.get("source", ref_path), n_reference=reference.n,
+                  inception_weights_sha256=inception.weights_sha256, preprocessing=inception.preprocessing,
+                  transform=batches.meta.get("transform"))  # fmt: skip
+    _emit(result, out_path)
 
 
 @main.command("generation")
-@click.argument("samples", type=click.Path(exists=True, file_okay=False))
-@click.option("--ref", "ref_path", type=click.Path(dir_okay=False), default=None, help="reference .npz (FID is skipped without it)")
-@click.option("--splits", default=10, show_default=True, type=click.IntRange(min=1), help="Inception Score splits")
+@click.argument("samples", type=click.Path(exists=True))
+@click.option(
+    "--ref",
+    "ref_path",
+    type=click.Path(exists=True),
+    default=None,
+    help="reference: vq-eval fid-cache .npz, ADM reference batch .npz, or an image folder/shard set (IS only without it)",
+)
+@click.option("--method", type=click.Choice(["eigh", "sqrtm"]), default="eigh", show_default=True, help="FID matrix square root")
+@click.option("--split-size", default=5000, show_default=True, type=click.IntRange(min=1), help="Inception Score split size (ADM)")
+@click.option("--nearest-k", default=3, show_default=True, type=click.IntRange(min=1), help="k of the precision/recall manifolds")
+@click.option("--kid-subsets", default=100, show_default=True, type=click.IntRange(min=1))
+@click.option("--kid-subset-size", default=1000, show_default=True, type=click.IntRange(min=2))
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None, help="also write the result as JSON")
 @_source_options(batch_size=50)
 def generation_command(
     samples: str,
     ref_path: str | None,
-    splits: int,
-    out_path: str | None,
-    image_size: int | None,
-    batch_size: int,
-    limit: int | None,
-    inception_weights: str | None,
-    device: str,
-    channels_last: bool,
-) -> None:
-    """FID (with --ref) and Inception Score of generated SAMPLES (folder or shard set)."""
-    _score_generated(samples, ref_path, splits=splits, method="eigh", out_path=out_path, image_size=image_size,
-                     batch_size=batch_size, limit=limit, inception_weights=inception_weights, device=device,
-                     channels_last=channels_last)
-
-
-def _score_generated(
-    images: str,
-    ref_path: str | None,
-    *,
-    splits: int,
     method: str,
+    split_size: int,
+    nearest_k: int,
+    kid_subsets: int,
+    kid_subset_size: int,
     out_path: str | None,
     image_size: int | None,
     batch_size: int,
@@ -164,14 +189,24 @@ def _score_generated(
     inception_weights: str | None,
     device: str,
     channels_last: bool,
+    resize: str | None,
 ) -> None:
-    """FID against ``ref_path`` (when given) and Inception Score over ``splits`` (0: none) of IMAGES."""
+    """ADM's evaluation of SAMPLES (`vq-ar sample` output, ADM .npz, folder or shard set): FID, sFID, IS, Precision, Recall, KID."""
+    from vq_eval.generation import evaluate_samples, format_generation_table, load_reference, reference_resize
+
     with _user_errors():
-        reference = ReferenceStats.load(ref_path) if ref_path else None
-        batches = open_images(images, batch_size=batch_size, image_size=image_size, limit=limit)
-        inception = load_fid_inception(inception_weights, device=device, channels_last=channels_last)
-        result = evaluate_generation(inception, batches, reference=reference, splits=splits, fid_method=method)  # type: ignore[arg-type]
-    _emit(result, out_path)
+        batches = open_images(samples, batch_size=batch_size, image_size=image_size, limit=limit)
+        chosen = resize or (reference_resize(ref_path) if ref_path else None) or "pytorch-fid"
+        inception = load_fid_inception(inception_weights, device=device, channels_last=channels_last, resize=chosen)  # type: ignore[arg-type]
+        reference = load_reference(ref_path, inception, batch_size=batch_size) if ref_path else None
+        result = evaluate_samples(inception, batches, reference=reference, fid_method=method, split_size=split_size,  # type: ignore[arg-type]
+                                  nearest_k=nearest_k, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size)  # fmt: skip
+    for warning in result.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    click.echo(format_generation_table(result))
+    if out_path:
+        write_metrics(out_path, result.as_json())
+        click.echo(f"wrote {out_path}")
 
 
 @main.command("tokenizer")
@@ -227,6 +262,7 @@ def tokenizer_command(
     inception_weights: str | None,
     device: str,
     channels_last: bool,
+    resize: str | None,
 ) -> None:
     """Every reconstruction metric of the tokenizer CHECKPOINT on SOURCE, with a JSON and HTML report."""
     from vq_eval.perceptual import load_lpips
@@ -242,13 +278,22 @@ def tokenizer_command(
             chosen = ["usage"]
         batches = open_images(source, batch_size=batch_size, image_size=image_size or model.image_size, limit=limit)
         reference = ReferenceStats.load(ref_path) if ref_path else None
-        inception = load_fid_inception(inception_weights, device=device, channels_last=channels_last) if "rfid" in chosen else None
+        if reference is not None and "rfid" in chosen:
+            reference.check_images(batches.meta, where="images")  # rFID per split and resolution: the same ones only
+        chosen_resize = resize or (reference.resize if reference is not None else None) or "pytorch-fid"
+        inception = (
+            load_fid_inception(inception_weights, device=device, channels_last=channels_last, resize=chosen_resize)  # type: ignore[arg-type]
+            if "rfid" in chosen else None
+        )  # fmt: skip
         lpips_model = (
             load_lpips(lpips_net, backbone_weights=lpips_backbone, linear_weights=lpips_weights, device=device)  # type: ignore[arg-type]
             if "lpips" in chosen else None
         )  # fmt: skip
         directory = Path(out_dir) if out_dir else Path(checkpoint).resolve().parent / f"eval-{Path(source).resolve().name}"
-        details = {"checkpoint": str(checkpoint), "family": model.family, "codebook_size": model.codebook_size, **batches.meta}
+        details = {
+            "checkpoint": str(checkpoint), "family": model.family, "token_space": model.token_space_hash(),
+            "codebook_size": model.codebook_size, **batches.meta,
+        }
         result, report = tokenizer_report(
             model, batches, directory, metrics=chosen, inception=inception, lpips_model=lpips_model, reference=reference,
             quantize=not no_quantize, examples=examples, token_images=patch_images, seed=seed,
