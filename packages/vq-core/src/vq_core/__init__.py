@@ -1,6 +1,8 @@
 """vq-core: quantizers, codebook statistics and the shared config/checkpoint/manifest types."""
 
-from vq_core.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from vq_core.checkpoint import Checkpoint, CheckpointError, load_checkpoint, nonfinite_tensors, save_checkpoint
+from vq_core.checkpoint_upgrade import upgrade_checkpoint
+from vq_core.foreign_checkpoint import UntrustedCheckpointError, load_foreign_checkpoint
 from vq_core.config import ConfigError, StrictConfig, config_hash
 from vq_core.io import atomic_write, atomic_write_bytes, atomic_write_text, file_sha256
 from vq_core.manifest import (
@@ -11,6 +13,7 @@ from vq_core.manifest import (
     ManifestError,
     ShardEntry,
     TokenizerInfo,
+    check_shard_name,
 )
 from vq_core.launch import TrainSession, copy_checkpoint_files, final_metrics, launch, local_session
 from vq_core.launch_cli import asks_for_ray, launch_command, launch_options

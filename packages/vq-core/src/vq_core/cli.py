@@ -7,6 +7,7 @@ import json
 import click
 
 from vq_core.checkpoint import CheckpointError, load_checkpoint
+from vq_core.checkpoint_upgrade import upgrade_checkpoint
 from vq_core.manifest import Manifest, ManifestError, manifest_json_schema
 
 
@@ -21,10 +22,24 @@ def schema() -> None:
     click.echo(manifest_json_schema())
 
 
-@main.command()
+class _CheckpointGroup(click.Group):
+    """``vq-core checkpoint PATH`` shows a checkpoint; ``vq-core checkpoint upgrade OLD NEW`` converts one."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["show", *args]
+        return super().parse_args(ctx, args)
+
+
+@main.group(cls=_CheckpointGroup)
+def checkpoint() -> None:
+    """Show a checkpoint (``vq-core checkpoint PATH``) or upgrade an old pickle-format one."""
+
+
+@checkpoint.command("show")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
-def checkpoint(path: str) -> None:
-    """Print a checkpoint's family, step, config hash and config, and its tensor count."""
+def checkpoint_show(path: str) -> None:
+    """Print a checkpoint's family, step, config hash and config, and its tensor count (never unpickles)."""
     try:
         ckpt = load_checkpoint(path)
     except CheckpointError as err:
@@ -32,6 +47,23 @@ def checkpoint(path: str) -> None:
     params = sum(t.numel() for t in ckpt.model.values())
     click.echo(f"family {ckpt.family}  step {ckpt.step}  config {ckpt.config_hash}  tensors {len(ckpt.model)}  parameters {params:,}")
     click.echo(json.dumps(ckpt.config, indent=2, default=str))
+
+
+@checkpoint.command("upgrade")
+@click.argument("old", type=click.Path(exists=True, dir_okay=False))
+@click.argument("new", type=click.Path(dir_okay=False))
+@click.option(
+    "--trust-pickle",
+    is_flag=True,
+    help="unpickle OLD in full if the weights-only loader refuses it (can run code: only for files you trust)",
+)
+def checkpoint_upgrade(old: str, new: str, trust_pickle: bool) -> None:
+    """Rewrite an old ``torch.save`` vq checkpoint OLD as a safetensors checkpoint NEW."""
+    try:
+        path = upgrade_checkpoint(old, new, trust_pickle=trust_pickle)
+    except CheckpointError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"wrote {path}")
 
 
 @main.command()

@@ -1,6 +1,6 @@
 """Step checkpoints of a training run: naming, finding the latest, pruning old ones.
 
-Files are ``step_<8 digits>.pt`` written atomically by :func:`vq_tokenizers.save_tokenizer`, so any
+Files are ``step_<8 digits>.safetensors`` written atomically by :func:`vq_tokenizers.save_tokenizer`, so any
 file that matches the pattern is whole; ``latest_checkpoint`` is simply the highest step.
 """
 
