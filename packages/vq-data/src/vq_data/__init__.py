@@ -7,10 +7,12 @@ from vq_data.shards import (
     check_key,
     iter_samples,
     iter_shard,
+    key_output_path,
     open_manifest,
+    shard_path,
     verify_shards,
 )
-from vq_data.imageio import ImageDecodeError, decode_image, encode_image, open_image
+from vq_data.imageio import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image, encode_image, open_image
 from vq_data.loading import (
     ImageDecoder,
     ShardDataset,
@@ -51,6 +53,7 @@ from vq_data.transforms import (
 from vq_data.version import __version__
 
 __all__ = [
+    "DEFAULT_MAX_PIXELS",
     "BUNDLED_CLASSES",
     "DIGIT_CLASSES",
     "DigitsSource",
@@ -83,6 +86,7 @@ __all__ = [
     "image_loader",
     "iter_samples",
     "iter_shard",
+    "key_output_path",
     "make_source",
     "open_image",
     "open_manifest",
@@ -91,6 +95,7 @@ __all__ = [
     "resize_center_crop",
     "resolve_rank",
     "sample_generator",
+    "shard_path",
     "ten_crop",
     "to_pil",
     "to_tensor",

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from vq_core import Manifest, ManifestError
-from vq_data.imageio import ImageDecodeError
+from vq_data.imageio import DEFAULT_MAX_PIXELS, ImageDecodeError
 from vq_data.pack import SKIPPED_NAME, pack, read_skipped
 from vq_data.shards import SampleError, ShardError, open_manifest, verify_shards
 from vq_data.sources import SOURCE_KINDS, SourceError, make_source
@@ -43,8 +43,15 @@ def main(verbose: bool) -> None:
     help="imagenet: LOC_val_solution.csv or a '<file> <wnid or index>' list",
 )
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="decode/encode threads")
+@click.option(
+    "--max-pixels", default=DEFAULT_MAX_PIXELS, show_default=True, type=click.IntRange(min=0),
+    help="refuse (or with --skip-bad, skip) images larger than this, checked before decoding; 0 = no cap",
+)
 @click.option("--skip-bad", is_flag=True, help=f"log and skip unreadable images (listed in {SKIPPED_NAME})")
-@click.option("--overwrite", is_flag=True, help="start over instead of resuming an existing shard set")
+@click.option(
+    "--overwrite", is_flag=True,
+    help="start over: delete the shard set in --out (and any other shard-*.tar there) instead of resuming it",
+)
 def pack_command(
     source: str,
     out_dir: str,
@@ -58,6 +65,7 @@ def pack_command(
     synset_map: str | None,
     val_labels: str | None,
     workers: int,
+    max_pixels: int,
     skip_bad: bool,
     overwrite: bool,
 ) -> None:
@@ -68,7 +76,7 @@ def pack_command(
     try:
         image_source = make_source(
             source, kind=kind, split=split, crops_per_image=crops_per_image, seed=seed,  # type: ignore[arg-type]
-            synset_map=synset_map, val_labels=val_labels,
+            synset_map=synset_map, val_labels=val_labels, max_pixels=max_pixels or None,
         )
         manifest = pack(
             image_source, out_dir, samples_per_shard=samples_per_shard, image_size=image_size,

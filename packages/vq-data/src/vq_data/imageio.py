@@ -1,7 +1,9 @@
 """Decoding and encoding of single images, with errors that name the file.
 
 Decoding always forces a full load (``convert("RGB")``), so a truncated or corrupt file fails here,
-in the job that reads it, instead of later inside a training loop.  Encoding uses fixed settings so
+in the job that reads it, instead of later inside a training loop.  Before that load the size in the
+header is checked against ``max_pixels`` (default: PIL's own warning threshold, ~89 Mpx), so one huge
+image is refused by name instead of taking gigabytes in every decoding worker.  Encoding uses fixed settings so
 the same image always gives the same bytes, which keeps packed shards byte-identical across runs.
 """
 
@@ -19,13 +21,22 @@ from vq_data.shards import SampleError
 ImageFormat = Literal["png", "jpg"]
 JPEG_QUALITY = 95
 PNG_COMPRESS_LEVEL = 6
+DEFAULT_MAX_PIXELS = 89_478_485
+"""PIL's ``Image.MAX_IMAGE_PIXELS`` default (a 1 GiB RGBA buffer / 4 / 3): above it PIL only warns, and a
+108-Mpx photo then takes ~1.75 GB per decoding worker.  ``None`` lifts the cap (PIL still refuses above twice it)."""
 
 
 class ImageDecodeError(SampleError):
     """An image file or stored image field cannot be decoded (corrupt, truncated, not an image)."""
 
 
-def _load_rgb(opened: Image.Image, where: str) -> Image.Image:
+def _load_rgb(opened: Image.Image, where: str, max_pixels: int | None) -> Image.Image:
+    if max_pixels is not None and opened.width * opened.height > max_pixels:
+        opened.close()
+        raise ImageDecodeError(
+            f"image {where} is {opened.width}x{opened.height} = {opened.width * opened.height / 1e6:.1f} Mpx, more than "
+            f"the cap of {max_pixels / 1e6:.1f} Mpx; shrink it, leave it out (--skip-bad), or raise the cap (--max-pixels)"
+        )
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         raise ImageDecodeError(
             f"PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set, so truncated images would load silently "
@@ -35,21 +46,22 @@ def _load_rgb(opened: Image.Image, where: str) -> Image.Image:
         return image.convert("RGB")
 
 
-def open_image(path: str | os.PathLike[str]) -> Image.Image:
-    """Fully decode an image file to PIL RGB (grey, palette, CMYK and alpha images are converted)."""
+def open_image(path: str | os.PathLike[str], *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Fully decode an image file to PIL RGB (grey, palette, CMYK and alpha images are converted),
+    refusing one whose header declares more than ``max_pixels`` pixels before decoding it."""
     path = Path(path)
     try:
-        return _load_rgb(Image.open(path), str(path))
+        return _load_rgb(Image.open(path), str(path), max_pixels)
     except ImageDecodeError:
         raise
     except Exception as err:
         raise ImageDecodeError(f"image {path} cannot be decoded ({type(err).__name__}: {err})") from err
 
 
-def decode_image(data: bytes, *, where: str) -> Image.Image:
-    """Fully decode encoded image bytes (e.g. a shard's ``png`` field) to PIL RGB."""
+def decode_image(data: bytes, *, where: str, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Fully decode encoded image bytes (e.g. a shard's ``png`` field) to PIL RGB, with the same pixel cap."""
     try:
-        return _load_rgb(Image.open(io.BytesIO(data)), where)
+        return _load_rgb(Image.open(io.BytesIO(data)), where, max_pixels)
     except ImageDecodeError:
         raise
     except Exception as err:

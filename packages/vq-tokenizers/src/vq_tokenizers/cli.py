@@ -16,7 +16,7 @@ import click
 
 from vq_core import launch_options
 from vq_tokenizers.cli_options import parse_overrides as _parse_overrides
-from vq_tokenizers.cli_options import run_job
+from vq_tokenizers.cli_options import run_job, trust_pickle_option
 
 COMMAND_MODULES: tuple[str, ...] = ("vq_tokenizers.cli_vqkd",)
 
@@ -97,20 +97,26 @@ def train(
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--ten-crop", is_flag=True, help="store 10 crops per image (tokens (10, h, w))")
 @click.option("--device", default=None)
-@click.option("--overwrite", is_flag=True, help="start over instead of resuming a partial run")
+@click.option(
+    "--overwrite", is_flag=True, help="start over: delete the token shards in --out (and any other shard-*.tar there)"
+)
+@click.option("--no-verify", is_flag=True, help="read image shards without checking their sha256 against the manifest")
 @click.option("--ray", "use_ray", is_flag=True, help="tokenize on a Ray Data actor pool (same shard files)")
 @click.option("--ray-address", default="local", show_default=True, help="with --ray: 'local' (start Ray here) or 'auto'")
 @click.option("--num-workers", type=int, default=2, show_default=True, help="with --ray: tokenizer actors")
 @click.option("--gpus", is_flag=True, help="with --ray: one GPU per actor")
 def tokenize(
     source: str, ckpt: str, out: str, samples_per_shard: int, batch_size: int, ten_crop: bool, device: str | None, overwrite: bool,
-    use_ray: bool, ray_address: str, num_workers: int, gpus: bool,
+    no_verify: bool, use_ray: bool, ray_address: str, num_workers: int, gpus: bool,
 ) -> None:
     """Tokenize SOURCE (image shard set, folder, list file, ImageNet root, 'bundled') into token shards."""
     from vq_tokenizers.tokenize import tokenize_shards
     from vq_tokenizers.tokenize_ray import tokenize_shards_ray
 
-    common = {"samples_per_shard": samples_per_shard, "ten_crop": ten_crop, "batch_size": batch_size, "overwrite": overwrite}
+    common = {
+        "samples_per_shard": samples_per_shard, "ten_crop": ten_crop, "batch_size": batch_size, "overwrite": overwrite,
+        "verify": not no_verify,
+    }
     if use_ray:
         manifest = tokenize_shards_ray(ckpt, source, out, ray_address=ray_address, num_workers=num_workers, use_gpu=gpus, **common)
     else:
@@ -124,11 +130,12 @@ def tokenize(
 @click.option("--out", required=True, type=click.Path())
 @click.option("--limit", type=int, default=None, help="decode at most this many samples")
 @click.option("--device", default=None)
-def decode(tokens: str, ckpt: str, out: str, limit: int | None, device: str | None) -> None:
-    """Decode the token shards TOKENS back to PNG images."""
+@click.option("--no-verify", is_flag=True, help="read token shards without checking their sha256 against the manifest")
+def decode(tokens: str, ckpt: str, out: str, limit: int | None, device: str | None, no_verify: bool) -> None:
+    """Decode the token shards TOKENS back to PNG images (OUT/<key>.png; keys never lead outside OUT)."""
     from vq_tokenizers.tokenize import decode_shards
 
-    paths = decode_shards(tokens, ckpt, out, limit=limit, device=device)
+    paths = decode_shards(tokens, ckpt, out, limit=limit, device=device, verify=not no_verify)
     click.echo(f"wrote {len(paths)} images to {out}")
 
 
@@ -147,18 +154,23 @@ def reconstruct(image: str, ckpt: str, out: str, device: str | None) -> None:
 
 @main.group()
 def convert() -> None:
-    """Convert published tokenizer checkpoints into vq checkpoints."""
+    """Convert published tokenizer checkpoints into vq checkpoints.
+
+    Releases are pickles: they are read with torch's weights-only unpickler plus an allowlist of the
+    harmless types they carry; a file needing more is refused unless --trust-pickle is given.
+    """
 
 
 @convert.command("taming")
 @click.argument("checkpoint", type=click.Path(exists=True))
 @click.option("--out", required=True, type=click.Path())
 @click.option("--image-size", type=int, default=256, show_default=True)
-def convert_taming_cmd(checkpoint: str, out: str, image_size: int) -> None:
+@trust_pickle_option
+def convert_taming_cmd(checkpoint: str, out: str, image_size: int, trust_pickle: bool) -> None:
     """A taming-transformers VQGAN .ckpt -> vq checkpoint (family vqgan)."""
     from vq_tokenizers.converters import convert_taming
 
-    click.echo(convert_taming(checkpoint, out, image_size=image_size))
+    click.echo(convert_taming(checkpoint, out, image_size=image_size, trust_pickle=trust_pickle))
 
 
 @convert.command("llamagen")
@@ -166,11 +178,12 @@ def convert_taming_cmd(checkpoint: str, out: str, image_size: int) -> None:
 @click.option("--out", required=True, type=click.Path())
 @click.option("--image-size", type=int, default=256, show_default=True)
 @click.option("--weights", type=click.Choice(["ema", "model"]), default="ema", show_default=True)
-def convert_llamagen_cmd(checkpoint: str, out: str, image_size: int, weights: str) -> None:
+@trust_pickle_option
+def convert_llamagen_cmd(checkpoint: str, out: str, image_size: int, weights: str, trust_pickle: bool) -> None:
     """A LlamaGen VQ-16/VQ-8 .pt -> vq checkpoint (family vqgan, cosine codebook)."""
     from vq_tokenizers.converters import convert_llamagen
 
-    click.echo(convert_llamagen(checkpoint, out, image_size=image_size, weights=weights))
+    click.echo(convert_llamagen(checkpoint, out, image_size=image_size, weights=weights, trust_pickle=trust_pickle))
 
 
 @main.command()

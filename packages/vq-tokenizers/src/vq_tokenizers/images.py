@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from vq_core import MANIFEST_NAME, DatasetInfo
-from vq_data import decode_image, iter_shard, make_source, open_manifest, resize_center_crop, to_tensor
+from vq_data import decode_image, iter_shard, make_source, open_manifest, resize_center_crop, shard_path, to_tensor
 
 IMAGE_FIELDS = ("png", "jpg", "jpeg", "webp")
 SOURCE_CHUNK = 256
@@ -41,8 +41,9 @@ class ImageRecord:
 class ImageSource:
     """An ordered image collection split into chunks of known size."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, verify: bool = True) -> None:
         self.path = Path(path)
+        self.verify = verify  # check image shards against their manifest's sha256 as they stream
         if (self.path / MANIFEST_NAME).is_file():
             self._manifest = open_manifest(self.path)
             if self._manifest.kind != "images":
@@ -71,8 +72,8 @@ class ImageSource:
         if self._manifest is None:
             return self._records[index * SOURCE_CHUNK : (index + 1) * SOURCE_CHUNK]
         entry = self._manifest.shards[index]
-        path = self.path / entry.name
-        return [_shard_record(sample, path) for sample in iter_shard(path, expected=entry.num_samples)]
+        path = shard_path(self.path, entry)
+        return [_shard_record(sample, path) for sample in iter_shard(path, entry=entry, verify=self.verify)]
 
     def iter_records(self, start: int = 0) -> Iterator[ImageRecord]:
         """Every record in order, beginning at sample ``start`` (whole chunks before it are not read)."""

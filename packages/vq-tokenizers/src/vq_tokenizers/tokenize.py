@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from vq_core import MANIFEST_NAME, Manifest, TokenizerInfo, file_sha256, progress
-from vq_data import ShardSetWriter, iter_samples, open_image, open_manifest
+from vq_data import ShardSetWriter, iter_samples, key_output_path, open_image, open_manifest
 from vq_data import ten_crop as ten_crop_views
 from vq_tokenizers.base import Tokenizer, load_tokenizer
 from vq_tokenizers.images import ImageRecord, ImageSource, center_crop
@@ -86,14 +86,17 @@ def tokenize_shards(
     batch_size: int = 32,
     device: str | torch.device | None = None,
     overwrite: bool = False,
+    verify: bool = True,
 ) -> Manifest:
     """Tokenize every image of an image shard set or vq-data source (folder, list file, ImageNet root,
-    ``bundled``) into token shards in ``out_dir``; resumes a partial run."""
+    ``bundled``) into token shards in ``out_dir``; resumes a partial run.  Image shards are checked
+    against their manifest's sha256 as they stream (``verify=False`` skips that): a tampered label
+    must not be carried into a freshly hashed token set."""
     from vq_tokenizers import __version__
 
     device = _device(device)
     model = load_tokenizer(tokenizer_ckpt, map_location=device)
-    source = ImageSource(image_source)
+    source = ImageSource(image_source, verify=verify)
     info = tokenizer_info(model, tokenizer_ckpt, ten_crop=ten_crop)
     dtype = np.dtype(info.dtype)
     with ShardSetWriter(
@@ -141,8 +144,14 @@ def decode_shards(
     limit: int | None = None,
     batch_size: int = 32,
     device: str | torch.device | None = None,
+    verify: bool = True,
 ) -> list[Path]:
-    """Decode token shards back to PNGs (``<out_dir>/<key>.png``); refuses tokens of another tokenizer."""
+    """Decode token shards back to PNGs (``<out_dir>/<key>.png``); refuses tokens of another tokenizer.
+
+    Keys come from shards someone else may have made: each output path must resolve inside
+    ``out_dir`` (no absolute or ``..`` keys, no symbolic link leading out), and shards are checked
+    against their manifest while they stream unless ``verify=False``.
+    """
     device = _device(device)
     model = load_tokenizer(tokenizer_ckpt, map_location=device)
     manifest = open_manifest(tokens_dir)
@@ -157,12 +166,12 @@ def decode_shards(
         model.decode(torch.zeros(0))  # raises the family's "no pixel decoder" message
     out_dir = Path(out_dir)
     written: list[Path] = []
-    samples = islice(iter_samples(tokens_dir, manifest=manifest), limit)
+    samples = iter_samples(tokens_dir, manifest=manifest, verify=verify, limit=limit)
     for batch in _batched(samples, batch_size):
         grids = [s["tokens.npy"][TEN_CROP_CENTER] if manifest.tokenizer.ten_crop else s["tokens.npy"] for s in batch]
         images = model.decode(torch.from_numpy(np.stack(grids).astype(np.int64)).to(device))
         for sample, image in zip(batch, images):
-            path = out_dir / f"{sample['__key__']}.png"
+            path = key_output_path(out_dir, sample["__key__"], ".png")
             save_png(image, path)
             written.append(path)
     return written

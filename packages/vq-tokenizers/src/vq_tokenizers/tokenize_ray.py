@@ -53,12 +53,13 @@ class ShardTokenizer:
         tokenizer: dict[str, Any],
         tool_version: str,
         device: str,
+        verify: bool = True,
     ) -> None:
         import torch
 
         self.device = torch.device(device)
         self.model = load_tokenizer(tokenizer_ckpt, map_location=self.device)
-        self.source = ImageSource(image_source)
+        self.source = ImageSource(image_source, verify=verify)
         self.out_dir = Path(out_dir)
         self.samples_per_shard = samples_per_shard
         self.ten_crop = ten_crop
@@ -108,11 +109,13 @@ def tokenize_shards_ray(
     num_workers: int = 2,
     use_gpu: bool = False,
     overwrite: bool = False,
+    verify: bool = True,
 ) -> Manifest:
     """Tokenize every image of ``image_source`` into token shards in ``out_dir`` with ``num_workers`` Ray actors.
 
     ``ray_address`` is ``"local"`` (start Ray here), ``"auto"`` or a cluster address; it is ignored when
-    Ray is already initialised.  Resumes a partial run; returns the complete manifest.
+    Ray is already initialised.  Resumes a partial run; returns the complete manifest.  ``verify`` as in
+    :func:`~vq_tokenizers.tokenize.tokenize_shards` (each actor checks the image shards it reads).
     """
     import ray
 
@@ -121,10 +124,10 @@ def tokenize_shards_ray(
     out = Path(out_dir)
     model = load_tokenizer(tokenizer_ckpt, map_location="cpu")
     info = tokenizer_info(model, tokenizer_ckpt, ten_crop=ten_crop)
-    source = ImageSource(image_source)
+    source = ImageSource(image_source, verify=verify)
     dataset = source.dataset_info()
-    # Opening the writer checks a partial run's settings and shards and deletes unrecorded ones; it is
-    # never closed here (closing would mark the set complete).
+    # Opening the writer checks a partial run's settings and shards, deletes the unrecorded ones it numbered
+    # and refuses shards of anyone else; it is never closed here (closing would mark the set complete).
     manifest = ShardSetWriter(
         out, kind="tokens", dataset=dataset, tokenizer=info, samples_per_shard=samples_per_shard, tool=TOOL,
         tool_version=__version__, overwrite=overwrite,
@@ -154,6 +157,7 @@ def tokenize_shards_ray(
                 "tokenizer": info.model_dump(mode="json"),
                 "tool_version": __version__,
                 "device": "cuda" if use_gpu else "cpu",
+                "verify": verify,
             },
             batch_size=1,
             concurrency=num_workers,

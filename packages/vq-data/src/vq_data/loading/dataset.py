@@ -87,7 +87,8 @@ class ShardDataset(IterableDataset):
     """Batches (``(x, labels)`` or ``(x, labels, keys)``) of one rank's share of a shard set.
 
     Every rank gets the same number of batches per epoch (see ``uneven``); the order is a function
-    of ``(seed, epoch)``.  ``state_dict()`` holds the epoch and how many batches/samples this rank
+    of ``(seed, epoch)``.  Each shard a worker touches is verified against the manifest's sha256 while
+    it streams (``verify=False`` skips that; see :mod:`vq_data.loading.stream`).  ``state_dict()`` holds the epoch and how many batches/samples this rank
     has delivered; a dataset given that state yields exactly the rest of the epoch.  Counting
     happens where batches reach the training process: in :meth:`__iter__` when it runs in that
     process, or in :class:`~vq_data.loading.loader.ShardLoader` when DataLoader workers run it.
@@ -109,6 +110,7 @@ class ShardDataset(IterableDataset):
         drop_last: bool = False,
         return_keys: bool = False,
         manifest: Manifest | None = None,
+        verify: bool = True,
     ) -> None:
         super().__init__()
         self.directory = Path(directory)
@@ -126,6 +128,7 @@ class ShardDataset(IterableDataset):
         self.uneven: Uneven = uneven
         self.drop_last = drop_last
         self.return_keys = return_keys
+        self.verify = verify
         self.shard_counts = [entry.num_samples for entry in self.manifest.shards]
         if self.num_samples == 0:
             raise ManifestError(f"{self.directory}: the shard set holds no samples")
@@ -248,7 +251,9 @@ class ShardDataset(IterableDataset):
         targets = iter(order.tolist())
         target = next(targets)
         pending: dict[int, tuple[int, dict[str, Any], Path]] = {}
-        stream = iter_stream(self.directory, self.manifest, shard_order, start + min(wanted), start + max(wanted) + 1)
+        stream = iter_stream(
+            self.directory, self.manifest, shard_order, start + min(wanted), start + max(wanted) + 1, verify=self.verify
+        )
         for position, sample, path in stream:
             offset = position - start
             if offset not in wanted:

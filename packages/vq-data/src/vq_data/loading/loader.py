@@ -79,6 +79,7 @@ def image_loader(
     transform: Transform | None = None,
     return_keys: bool = False,
     pin_memory: bool = False,
+    verify: bool = True,
 ) -> ShardLoader:
     """Batches ``(images (B, 3, S, S) float in [-1, 1], labels (B,) long)`` of an image shard set.
 
@@ -86,7 +87,8 @@ def image_loader(
     ``train=False``: resize + centre crop, stored order, ``uneven="pad"`` (every sample seen; with
     several ranks up to ``world_size - 1`` are seen twice; pass ``return_keys=True`` to dedupe),
     ``drop_last=False``.  Any default can be overridden; ``transform(image, generator)`` replaces the
-    built-in one (e.g. :class:`~vq_data.transforms.TenCropTransform`).
+    built-in one (e.g. :class:`~vq_data.transforms.TenCropTransform`).  Shards are checked against the
+    manifest's sha256 as they stream unless ``verify=False``.
     """
     if transform is None:
         transform = TrainTransform(image_size, scale=scale, ratio=ratio, flip=flip) if train else EvalTransform(image_size)
@@ -103,6 +105,7 @@ def image_loader(
         uneven=uneven or ("drop" if train else "pad"),
         drop_last=train if drop_last is None else drop_last,
         return_keys=return_keys,
+        verify=verify,
     )
     return ShardLoader(dataset, num_workers=num_workers, pin_memory=pin_memory)
 
@@ -126,6 +129,7 @@ def token_loader(
     config_hash: str | None = None,
     return_keys: bool = False,
     pin_memory: bool = False,
+    verify: bool = True,
 ) -> ShardLoader:
     """Batches ``(tokens long (B, h*w) or (B, h, w), labels (B,) long)`` of a token shard set.
 
@@ -151,5 +155,6 @@ def token_loader(
         drop_last=drop_last,
         return_keys=return_keys,
         manifest=manifest,
+        verify=verify,
     )
     return ShardLoader(dataset, num_workers=num_workers, pin_memory=pin_memory)

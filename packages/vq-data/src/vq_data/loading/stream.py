@@ -1,4 +1,9 @@
-"""Reading a run of epoch-stream positions from a shard set, opening only the shards it touches."""
+"""Reading a run of epoch-stream positions from a shard set, opening only the shards it touches.
+
+A touched shard is always read from its start; with ``verify`` it is also read to its end (the samples
+after the run are parsed, not decoded), so its sha256 is checked even when a rank, worker or resumed
+run needs only part of it.  Shards wholly outside the run are not opened, hence not verified by it.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,11 @@ from typing import Any
 import numpy as np
 
 from vq_core import Manifest
-from vq_data.shards import iter_shard
+from vq_data.shards import iter_shard, shard_path
 
 
 def iter_stream(
-    directory: Path, manifest: Manifest, order: Sequence[int], start: int, stop: int
+    directory: Path, manifest: Manifest, order: Sequence[int], start: int, stop: int, *, verify: bool = True
 ) -> Iterator[tuple[int, dict[str, Any], Path]]:
     """Yield ``(position, sample, shard path)`` for stream positions ``start <= position < stop``.
 
@@ -32,16 +37,10 @@ def iter_stream(
             entry = manifest.shards[order[shard]]
             first = position - base - int(bounds[shard])
             last = min(int(bounds[shard + 1]), segment_stop - base) - int(bounds[shard])
-            path = directory / entry.name
+            path = shard_path(directory, entry)
             if first < last:
-                samples = iter_shard(path, expected=entry.num_samples)
-                try:
-                    for offset, sample in enumerate(samples):
-                        if offset >= last:
-                            break
-                        if offset >= first:
-                            yield base + int(bounds[shard]) + offset, sample, path
-                finally:
-                    samples.close()
+                samples = iter_shard(path, entry=entry, verify=verify, start=first, stop=last)
+                for offset, sample in enumerate(samples, start=first):
+                    yield base + int(bounds[shard]) + offset, sample, path
             position = base + int(bounds[shard]) + last
             shard += 1

@@ -10,27 +10,62 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 IMAGE_EXTENSIONS = ("png", "jpg", "jpeg", "webp")
-_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_\-/]+$")
+_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*$")
+MAX_KEY_LENGTH = 1000
+MAX_KEY_SEGMENT = 200
+"""Bounds on a key and on each of its ``/`` segments, so ``<key>.<field>`` fits any file system's names."""
 
 
 class SampleError(ValueError):
     """A sample cannot be stored (bad key, unknown field) or read back (corrupt field)."""
 
 
-def check_key(key: str) -> str:
-    """Webdataset splits a member name at its first dot, so keys may hold no dots."""
+def check_key(key: object) -> str:
+    """A key names files when shards are decoded, so it must stay a relative path without dots.
+
+    Allowed: letters, digits, ``_``, ``-`` and ``/`` between non-empty segments.  That rules out dots
+    (webdataset splits member names at the first dot), hence ``..``; a leading ``/`` (absolute paths),
+    NUL and backslashes; and over-long keys.
+    """
     if not isinstance(key, str) or not key or not _KEY_PATTERN.match(key):
         raise SampleError(
-            f"sample key {key!r} is invalid: use letters, digits, '_', '-' or '/', and no dots "
-            "(webdataset splits names at the first dot)"
+            f"sample key {key!r} is invalid: use letters, digits, '_', '-' and '/' between non-empty parts, "
+            "with no dots (webdataset splits names at the first dot) and no leading '/'"
+        )
+    longest = max(len(part) for part in key.split("/"))
+    if len(key) > MAX_KEY_LENGTH or longest > MAX_KEY_SEGMENT:
+        raise SampleError(
+            f"sample key {key[:60]!r}... is too long ({len(key)} characters, longest part {longest}); "
+            f"keys hold at most {MAX_KEY_LENGTH} characters and {MAX_KEY_SEGMENT} between slashes"
         )
     return key
+
+
+def split_member_name(name: str) -> tuple[str, str]:
+    """``dir/key.tokens.npy`` -> (``dir/key``, ``tokens.npy``): webdataset's split at the basename's first dot."""
+    folder, slash, base = name.rpartition("/")
+    stem, dot, field = base.partition(".")
+    if not dot or not field:
+        raise SampleError(f"member {name!r} is not '<key>.<field>'")
+    return folder + slash + stem, field
+
+
+def key_output_path(out_dir: str | os.PathLike[str], key: str, suffix: str) -> Path:
+    """``out_dir/<key><suffix>``, refused unless it resolves inside ``out_dir`` (keys come from data others made;
+    a symbolic link already inside ``out_dir`` must not lead the write elsewhere either)."""
+    root = Path(out_dir).resolve()
+    path = (root / f"{check_key(key)}{suffix}").resolve()
+    if not path.is_relative_to(root) or path == root:
+        raise SampleError(f"sample key {key!r} would write {path}, outside the output folder {root}; remove the link")
+    return path
 
 
 def encode_sample(sample: dict[str, Any]) -> dict[str, bytes | str]:

@@ -4,6 +4,12 @@ Each shard is assembled in memory, written under a temporary name, fsync'ed and 
 then recorded in a partial manifest (``complete: false``).  A killed job therefore leaves only whole,
 hashed shards behind, and a re-run opens the same directory, checks the recorded shards and carries
 on from ``num_done`` instead of starting over.
+
+The writer deletes only what it can tell is its own: temp files of its atomic writes, and, when it
+resumes its own partial manifest, shard files numbered after the last recorded one (a kill between
+writing a shard and recording it; the Ray path writes ahead).  The partial manifest is saved before
+the first shard, so that window is covered from the start.  Any other ``<prefix>-*.tar`` in the
+folder belongs to someone else: the writer refuses to start unless ``overwrite`` is given.
 """
 
 from __future__ import annotations
@@ -61,12 +67,14 @@ class ShardSetWriter:
             tool_version=tool_version,
         )
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._remove_temp_files()
         existing = self.out_dir / MANIFEST_NAME
-        if existing.exists() and not overwrite:
+        resuming = existing.exists() and not overwrite
+        if resuming:
             self._resume(Manifest.load(existing))
-        elif existing.exists():
-            existing.unlink()
-        self._remove_stray_shards()
+        if not self._manifest.complete:
+            self._clear_unrecorded_shards(own_numbered=resuming, overwrite=overwrite)
+            self._manifest.save(self.out_dir)
 
     @property
     def manifest(self) -> Manifest:
@@ -102,14 +110,34 @@ class ShardSetWriter:
         else:
             log.info("resuming %s after %d samples", self.out_dir, previous.num_samples)
 
-    def _remove_stray_shards(self) -> None:
-        """Delete shards a crashed run renamed into place but never recorded, and temp files."""
+    def _remove_temp_files(self) -> None:
+        """Temp files of atomic shard and manifest writes that a killed job never renamed."""
+        for pattern in (f".{self.prefix}-*.tmp", f".{MANIFEST_NAME}.*.tmp"):
+            for path in self.out_dir.glob(pattern):
+                log.info("removing %s, left by a killed job", path)
+                path.unlink(missing_ok=True)
+
+    def _clear_unrecorded_shards(self, *, own_numbered: bool, overwrite: bool) -> None:
+        """Delete unrecorded shards that are this job's (or all, with ``overwrite``); refuse on any other."""
         recorded = {s.name for s in self._manifest.shards}
-        for path in self.out_dir.glob(f"{self.prefix}-*.tar"):
-            if path.name not in recorded:
+        first_unrecorded = len(self._manifest.shards)
+        foreign = []
+        for path in sorted(self.out_dir.glob(f"{self.prefix}-*.tar")):
+            if path.name in recorded:
+                continue
+            number = path.name[len(self.prefix) + 1 : -len(".tar")]
+            own = own_numbered and len(number) == 6 and number.isdigit() and int(number) >= first_unrecorded
+            if own or overwrite:
+                log.info("removing %s (%s)", path, "not recorded by the partial run" if own else "--overwrite")
                 path.unlink()
-        for path in self.out_dir.glob(f".{self.prefix}-*.tmp"):
-            path.unlink()
+            else:
+                foreign.append(path.name)
+        if foreign:
+            listed = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+            raise ManifestError(
+                f"{self.out_dir} already holds shard files this job did not write ({listed}); choose an empty "
+                "output folder, or pass --overwrite (overwrite=True) to delete them"
+            )
 
     def write(self, sample: dict[str, Any]) -> None:
         """Buffer one sample; a full buffer becomes a shard on disk."""

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
+from vq_data.imageio import DEFAULT_MAX_PIXELS
 from vq_data.sources.base import ImageRecord, ImageSource, SourceError, key_from_path
 from vq_data.sources.bundled import CLASSES as BUNDLED_CLASSES
 from vq_data.sources.bundled import BundledSource, available_photos
@@ -41,6 +42,7 @@ def make_source(
     seed: int = 0,
     synset_map: str | os.PathLike[str] | None = None,
     val_labels: str | os.PathLike[str] | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> ImageSource:
     """Build the source for ``location`` (a folder, ImageNet root, list file, ``"bundled"`` or ``"digits"``)."""
     kind = kind or infer_kind(location if location is not None else "bundled")
@@ -51,11 +53,13 @@ def make_source(
     if location is None:
         raise SourceError(f"a {kind} source needs a path")
     if kind == "folder":
-        return FolderSource(location, split=split)
+        return FolderSource(location, split=split, max_pixels=max_pixels)
     if kind == "list":
-        return ListSource(location, split=split)
+        return ListSource(location, split=split, max_pixels=max_pixels)
     if kind == "imagenet":
-        return ImageNetSource(location, split=split or "train", synset_map=synset_map, val_labels=val_labels)
+        return ImageNetSource(
+            location, split=split or "train", synset_map=synset_map, val_labels=val_labels, max_pixels=max_pixels
+        )
     raise SourceError(f"unknown source kind {kind!r}; choose one of {', '.join(SOURCE_KINDS)}")
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from PIL import Image
 
 from vq_core import DatasetInfo
-from vq_data.imageio import open_image
+from vq_data.imageio import DEFAULT_MAX_PIXELS, open_image
 from vq_data.shards import check_key
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm"})
@@ -44,17 +44,24 @@ class ImageRecord:
 
 
 def key_from_path(relative: str) -> str:
-    """A stable key for a relative path: every character outside ``[A-Za-z0-9_-/]`` becomes ``_``.
+    """A stable key for a relative path: every character outside ``[A-Za-z0-9_-/]`` becomes ``_`` and
+    empty parts (``a//b``, a leading ``/``) are dropped.
 
     The extension is kept (as ``_jpg``) so ``a.jpg`` and ``a.png`` in one folder stay distinct.
     """
-    return check_key(_KEY_UNSAFE.sub("_", relative))
+    return check_key("/".join(part for part in _KEY_UNSAFE.sub("_", relative).split("/") if part))
 
 
-def file_record(path: Path, relative: str, label: int, **meta: Any) -> ImageRecord:
+def file_record(
+    path: Path, relative: str, label: int, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, **meta: Any
+) -> ImageRecord:
     """A record for an image file, keyed and identified by its path relative to the source root."""
     return ImageRecord(
-        key=key_from_path(relative), label=label, source_id=relative, opener=lambda: open_image(path), meta=dict(meta)
+        key=key_from_path(relative),
+        label=label,
+        source_id=relative,
+        opener=lambda: open_image(path, max_pixels=max_pixels),
+        meta=dict(meta),
     )
 
 

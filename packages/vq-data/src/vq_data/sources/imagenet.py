@@ -13,6 +13,7 @@ import csv
 import os
 from pathlib import Path
 
+from vq_data.imageio import DEFAULT_MAX_PIXELS
 from vq_data.sources.base import ImageRecord, ImageSource, SourceError, file_record, list_image_files
 
 SYNSET_MAP_NAME = "LOC_synset_mapping.txt"
@@ -86,8 +87,10 @@ class ImageNetSource(ImageSource):
         split: str = "train",
         synset_map: str | os.PathLike[str] | None = None,
         val_labels: str | os.PathLike[str] | None = None,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> None:
         self.root = Path(root)
+        self.max_pixels = max_pixels
         self.split_dir = self.root / split
         if not self.split_dir.is_dir():
             raise SourceError(f"ImageNet root {self.root} has no '{split}' folder (expected {self.split_dir})")
@@ -119,8 +122,8 @@ class ImageNetSource(ImageSource):
         train = self.root / "train"
         if train.is_dir() and any(p.is_dir() for p in train.iterdir()):
             return sorted(p.name for p in train.iterdir() if p.is_dir())
-        if not self._flat:
-            return sorted({f.relative_to(self.split_dir).parts[0] for f in self._files})
+        if not self._flat:  # every class folder, with images or not, so ids do not depend on which are empty
+            return sorted(p.name for p in self.split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
         if all(label.isdigit() for label in self._val_labels.values()):
             raise SourceError(
                 f"{self._labels_path} gives class indices but there is no synset map or train/ folder to name "
@@ -159,5 +162,7 @@ class ImageNetSource(ImageSource):
         records = []
         for path in self._files:
             label, wnid = self._class_of(path, index)
-            records.append(file_record(path, path.relative_to(self.root).as_posix(), label, wnid=wnid))
+            records.append(
+                file_record(path, path.relative_to(self.root).as_posix(), label, max_pixels=self.max_pixels, wnid=wnid)
+            )
         return records

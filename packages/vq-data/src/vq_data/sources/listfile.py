@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from vq_data.imageio import DEFAULT_MAX_PIXELS
 from vq_data.sources.base import ImageRecord, ImageSource, SourceError, file_record
 
 
@@ -18,8 +19,11 @@ class ListSource(ImageSource):
 
     kind = "list"
 
-    def __init__(self, list_file: str | os.PathLike[str], *, split: str | None = None) -> None:
+    def __init__(
+        self, list_file: str | os.PathLike[str], *, split: str | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS
+    ) -> None:
         self.list_file = Path(list_file)
+        self.max_pixels = max_pixels
         if not self.list_file.is_file():
             raise SourceError(f"list file {self.list_file} does not exist")
         self._entries = self._parse()
@@ -49,4 +53,4 @@ class ListSource(ImageSource):
         return f"list file, {len(self._entries)} 'path label' lines"
 
     def _list_records(self) -> list[ImageRecord]:
-        return [file_record(path, name.lstrip("/"), label) for name, path, label in self._entries]
+        return [file_record(path, name.lstrip("/"), label, max_pixels=self.max_pixels) for name, path, label in self._entries]
