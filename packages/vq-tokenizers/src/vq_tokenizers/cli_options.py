@@ -41,3 +41,11 @@ def run_job(fn: Callable[..., dict[str, Any]], job: Any, *, name: str, launch_fl
     if not asks_for_ray(launch_flags["ray_address"], launch_flags["num_workers"], launch_flags["gpus"]):
         return fn(job)
     return launch_command(fn, job.model_dump(mode="json"), out=job.out, name=name, **launch_flags)
+
+
+trust_pickle_option = click.option(
+    "--trust-pickle",
+    is_flag=True,
+    help="unpickle the release in full if the weights-only loader refuses it (can run code: only for files you trust)",
+)
+"""``--trust-pickle`` of every ``vq-tok convert`` source: lifts :func:`vq_core.load_foreign_checkpoint`'s allowlist."""

@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from vq_core import launch_options
-from vq_tokenizers.cli_options import parse_overrides, run_job
+from vq_tokenizers.cli_options import parse_overrides, run_job, trust_pickle_option
 
 DATA_HELP = "image shard set, image folder, list file, ImageNet root or 'bundled'"
 TEACHER_HELP = "teacher spec kind:path (clip:DIR, clip-proj:DIR, dino:DIR, dinov2:DIR, tv-vit_b_16:FILE, random-clip:tiny)"
@@ -165,11 +165,12 @@ def train_pixel_decoder_cmd(
 @click.argument("checkpoint", type=click.Path(exists=True))
 @click.option("--out", required=True, type=click.Path())
 @click.option("--heads", type=int, default=None, help="attention heads (default: width / 64, as BEiT)")
-def convert_beit_cmd(checkpoint: str, out: str, heads: int | None) -> None:
+@trust_pickle_option
+def convert_beit_cmd(checkpoint: str, out: str, heads: int | None, trust_pickle: bool) -> None:
     """A BEiT v2 VQ-KD .pth (microsoft/unilm beit2) -> vq checkpoint (family vqkd)."""
     from vq_tokenizers.converters import convert_beit
 
-    click.echo(convert_beit(checkpoint, out, heads=heads))
+    click.echo(convert_beit(checkpoint, out, heads=heads, trust_pickle=trust_pickle))
 
 
 def register(main: click.Group) -> None:

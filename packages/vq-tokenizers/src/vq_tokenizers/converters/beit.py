@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from vq_core import VectorQuantizerConfig
+from vq_core import load_foreign_checkpoint
 from vq_tokenizers.base import save_tokenizer
 from vq_tokenizers.converters.keymap import rename, unwrap_state_dict
 from vq_tokenizers.vit import ViTConfig
@@ -128,10 +129,13 @@ def beit_state_to_vqkd(
 
 
 def convert_beit(
-    checkpoint: str | os.PathLike[str], out: str | os.PathLike[str], *, heads: int | None = None
+    checkpoint: str | os.PathLike[str], out: str | os.PathLike[str], *, heads: int | None = None, trust_pickle: bool = False
 ) -> Path:
-    """Convert a BEiT v2 VQ-KD ``.pth`` into a vq checkpoint (family ``vqkd``)."""
-    payload = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    """Convert a BEiT v2 VQ-KD ``.pth`` into a vq checkpoint (family ``vqkd``).
+
+    Read by :func:`vq_core.load_foreign_checkpoint` (weights-only unpickler; the ``args`` Namespace is
+    allowlisted); ``trust_pickle`` unpickles anything else the file needs."""
+    payload = load_foreign_checkpoint(checkpoint, trust_pickle=trust_pickle)
     state = unwrap_state_dict(payload, ["model", "state_dict"], path=str(checkpoint))
     model = beit_state_to_vqkd(state, heads=heads, source=str(checkpoint))
     return save_tokenizer(model, out, state={"converted_from": f"beit2:{Path(checkpoint).name}"})

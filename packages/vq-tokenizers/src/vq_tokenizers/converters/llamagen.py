@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from vq_core import load_foreign_checkpoint
 from vq_tokenizers.base import save_tokenizer
 from vq_tokenizers.converters.keymap import BLOCK_RULES, build_vqgan, fuse_qkv, rename, unwrap_state_dict
 from vq_tokenizers.vqgan import VQGAN
@@ -48,10 +49,18 @@ def llamagen_state_to_vqgan(
 
 
 def convert_llamagen(
-    checkpoint: str | os.PathLike[str], out: str | os.PathLike[str], *, image_size: int = 256, weights: str = "ema"
+    checkpoint: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    image_size: int = 256,
+    weights: str = "ema",
+    trust_pickle: bool = False,
 ) -> Path:
-    """Convert a LlamaGen ``.pt`` into a vq checkpoint; ``weights`` picks "ema" (if present) or "model"."""
-    payload = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    """Convert a LlamaGen ``.pt`` into a vq checkpoint; ``weights`` picks "ema" (if present) or "model".
+
+    The file is read by :func:`vq_core.load_foreign_checkpoint` (weights-only unpickler; its ``args``
+    Namespace is allowlisted); ``trust_pickle`` unpickles anything else it needs."""
+    payload = load_foreign_checkpoint(checkpoint, trust_pickle=trust_pickle)
     order = ["ema", "model", "state_dict"] if weights == "ema" else ["model", "state_dict"]
     state = unwrap_state_dict(payload, order, path=str(checkpoint))
     model = llamagen_state_to_vqgan(state, image_size=image_size, source=str(checkpoint))

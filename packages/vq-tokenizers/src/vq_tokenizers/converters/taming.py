@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from vq_core import load_foreign_checkpoint
 from vq_tokenizers.base import save_tokenizer
 from vq_tokenizers.converters.keymap import BLOCK_RULES, level_indices, build_vqgan, fuse_qkv, rename, unwrap_state_dict
 from vq_tokenizers.vqgan import VQGAN
@@ -49,10 +50,13 @@ def taming_state_to_vqgan(
 
 
 def convert_taming(
-    checkpoint: str | os.PathLike[str], out: str | os.PathLike[str], *, image_size: int = 256
+    checkpoint: str | os.PathLike[str], out: str | os.PathLike[str], *, image_size: int = 256, trust_pickle: bool = False
 ) -> Path:
-    """Convert a taming ``.ckpt`` into a vq checkpoint (discriminator kept in its state for fine-tuning)."""
-    payload = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    """Convert a taming ``.ckpt`` into a vq checkpoint (discriminator kept in its state for fine-tuning).
+
+    The Lightning file is read by :func:`vq_core.load_foreign_checkpoint` (weights-only unpickler; its
+    callback keys unpickle as inert stand-ins); ``trust_pickle`` unpickles anything else it needs."""
+    payload = load_foreign_checkpoint(checkpoint, trust_pickle=trust_pickle)
     state = unwrap_state_dict(payload, ["state_dict"], path=str(checkpoint))
     model, disc = taming_state_to_vqgan(state, image_size=image_size, source=str(checkpoint))
     extra = {"converted_from": f"taming:{Path(checkpoint).name}"}
