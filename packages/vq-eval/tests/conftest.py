@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from vq_eval import INCEPTION_WEIGHTS_NAME, FIDInceptionV3, load_fid_inception, random_inception_state
+from vq_eval.inception import InceptionFeatures
 from vq_eval.cli import main as cli_main
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
@@ -115,10 +116,12 @@ def stub_tokenizer() -> PaletteTokenizer:
 
 class CheapInception(nn.Module):
     """What the metrics use of :class:`FIDInceptionV3`, with cheap fixed maps: 64-d features (a 4x4 colour
-    layout, lifted) and 10 classes."""
+    layout, lifted), 27-d "spatial" features (a 3x3 colour layout) and 10 classes."""
 
     weights_path = None
     weights_sha256 = "c" * 64
+    resize = "pytorch-fid"
+    preprocessing = "cheap test network"
 
     def __init__(self) -> None:
         super().__init__()
@@ -128,6 +131,9 @@ class CheapInception(nn.Module):
 
     def pool_features(self, images: torch.Tensor) -> torch.Tensor:
         return torch.tanh(F.adaptive_avg_pool2d(images.float(), 4).flatten(1) @ self.lift)
+
+    def features(self, images: torch.Tensor) -> InceptionFeatures:
+        return InceptionFeatures(self.pool_features(images), F.adaptive_avg_pool2d(images.float(), 3).flatten(1))
 
     def unbiased_logits(self, pool: torch.Tensor) -> torch.Tensor:
         return pool @ self.classify

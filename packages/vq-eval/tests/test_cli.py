@@ -32,13 +32,19 @@ def test_fid_cache_fid_and_generation(tmp_path: Path, photo_folder: Path, incept
     assert fid["num_images"] == 3 and abs(fid["fid"]) < 1e-6 * np.trace(reference.sigma)
 
     out = tmp_path / "gen.json"
-    printed = run_cli(
-        "generation", photo_folder, "--ref", ref, "--splits", 3, "--out", out, "--inception-weights", inception_weights, "--device", "cpu"
-    )
+    result = CliRunner().invoke(
+        main, ["generation", str(photo_folder), "--ref", str(ref), "--out", str(out), "--inception-weights", str(inception_weights),
+               "--device", "cpu", "--kid-subsets", "2", "--nearest-k", "1"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output + result.stderr
     gen = json.loads(out.read_text())
-    assert set(gen) == {"num_images", "fid", "inception_score", "inception_score_std"}
-    assert gen["inception_score"] == pytest.approx(1.0) and gen["inception_score_std"] == pytest.approx(0.0)  # one image per split
-    assert "inception_score" in printed
+    assert {"num_images", "fid", "sfid", "inception_score", "precision", "recall", "kid"} <= set(gen)
+    assert abs(gen["fid"]) < 1e-6 * np.trace(reference.sigma) and abs(gen["sfid"]) < 1e-6 * np.trace(reference.spatial.sigma)
+    assert gen["precision"] == gen["recall"] == 1.0  # the samples are the reference
+    assert gen["details"]["fid"]["n"] == 3 and gen["provenance"]["inception_weights_sha256"] == file_sha256(inception_weights)
+    assert "FID on 3 images is biased" in result.stderr and "used 3 samples" in result.stderr
+    for name in ("FID", "sFID", "IS", "Precision", "Recall", "KID"):
+        assert f"\n{name} " in result.stdout
 
 
 def test_fid_cache_of_a_shard_set_records_the_manifest(tmp_path: Path, make_photos, inception_weights: Path, run_cli) -> None:

@@ -84,16 +84,16 @@ def test_logits_are_the_fid_classifier(inception: FIDInceptionV3, inception_weig
     assert biased.shape == (3, 1008)
 
 
-def test_preprocess_matches_pytorch_fid_and_torchvision_resize() -> None:
+def test_preprocess_matches_pytorch_fid_and_torchvision_resize(inception: FIDInceptionV3) -> None:
     """[-1, 1] input -> bilinear 299 (no antialias) in [-1, 1], as pytorch-fid and torchvision's resize do on [0, 1]."""
     x01 = torch.rand(2, 3, 37, 53, generator=torch.Generator().manual_seed(0))
-    ours = FIDInceptionV3.preprocess(x01 * 2 - 1)
+    ours = inception.preprocess(x01 * 2 - 1)
     pytorch_fid_way = 2 * F.interpolate(x01, size=(299, 299), mode="bilinear", align_corners=False) - 1
     torchvision_way = 2 * TF.resize(x01, [299, 299], interpolation=InterpolationMode.BILINEAR, antialias=False) - 1
     torch.testing.assert_close(ours, pytorch_fid_way, atol=1e-6, rtol=0)
     torch.testing.assert_close(ours, torchvision_way, atol=1e-6, rtol=0)
     same = torch.rand(1, 3, 299, 299) * 2 - 1
-    torch.testing.assert_close(FIDInceptionV3.preprocess(same), same, atol=1e-6, rtol=0)
+    torch.testing.assert_close(inception.preprocess(same), same, atol=1e-6, rtol=0)
 
 
 def test_weights_without_batch_counters_load(tmp_path: Path, inception_weights: Path) -> None:

@@ -279,7 +279,7 @@ def tokenizer_command(
         batches = open_images(source, batch_size=batch_size, image_size=image_size or model.image_size, limit=limit)
         reference = ReferenceStats.load(ref_path) if ref_path else None
         if reference is not None and "rfid" in chosen:
-            reference.check_images(batches.meta, where="images")  # rFID per split and resolution: the same ones only
+            reference.check_images(batches.meta, where="images", transform=True)  # rFID: that split's crop and size only
         chosen_resize = resize or (reference.resize if reference is not None else None) or "pytorch-fid"
         inception = (
             load_fid_inception(inception_weights, device=device, channels_last=channels_last, resize=chosen_resize)  # type: ignore[arg-type]

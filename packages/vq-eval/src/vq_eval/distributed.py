@@ -53,3 +53,16 @@ def all_reduce_max(value: int) -> int:
     tensor = torch.tensor([value], dtype=torch.int64, device=collective_device())
     dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
     return int(tensor.item())
+
+
+def gather_rows(array: np.ndarray) -> np.ndarray:
+    """Concatenate every rank's rows in rank order (a no-op copy outside ``torch.distributed``).
+
+    Precision/recall and KID compare individual features, so unlike the mean/covariance they cannot
+    be reduced; ranks read contiguous shares in order, so the result is the single-process order.
+    """
+    if not is_distributed():
+        return array
+    parts: list[np.ndarray | None] = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, array)
+    return np.concatenate([p for p in parts if p is not None and len(p)] or [array[:0]])

@@ -7,6 +7,7 @@ its own images and the statistics are all-reduced at the end.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
@@ -21,7 +22,20 @@ from vq_eval.reference import ReferenceStats
 from vq_eval.statistics import FeatureStatistics
 from vq_eval.version import __version__
 
+log = logging.getLogger(__name__)
+
 FEATURE_EXTRACTOR = "pytorch-fid Inception-v3 (TF 2015-12-05 graph), 2048-d pool3"
+UNBIASED_FID_IMAGES = 2048  # below the feature dimension the covariance is rank-deficient and FID is biased upwards
+
+
+def small_sample_warning(count: int, metric: str = "FID") -> str | None:
+    """The warning a metric on fewer than 2,048 images carries (``None`` when there are enough)."""
+    if count >= UNBIASED_FID_IMAGES:
+        return None
+    return (
+        f"{metric} on {count} images is biased (upwards, and more so the fewer images): fewer than "
+        f"{UNBIASED_FID_IMAGES} images give a rank-deficient covariance; compare only with {metric} on {count} images"
+    )
 
 
 @torch.inference_mode()
@@ -61,7 +75,8 @@ def provenance(inception: FIDInceptionV3, source_meta: dict[str, Any] | None = N
         "dims": POOL_DIM,
         "weights_path": inception.weights_path,
         "weights_sha256": inception.weights_sha256,
-        "network_resize": PREPROCESSING,
+        "resize": getattr(inception, "resize", "pytorch-fid"),
+        "network_resize": getattr(inception, "preprocessing", PREPROCESSING),
         "created": datetime.now(timezone.utc).isoformat(),
         "tool_version": f"vq-eval {__version__}",
         **(source_meta or {}),
@@ -95,6 +110,9 @@ def evaluate_generation(
     if reference is not None:
         generated = ReferenceStats.from_statistics(stats, provenance(inception))
         result["fid"] = reference.frechet_distance(generated, method=fid_method)
+        warning = small_sample_warning(stats.count)
+        if warning:
+            log.warning("%s", warning)
     if score is not None:
         result["inception_score"], result["inception_score_std"] = score.compute()
     return result

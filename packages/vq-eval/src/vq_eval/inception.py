@@ -6,8 +6,20 @@ padding, and a max pool in the last block.  Module and parameter names follow to
 ``Inception3`` so that pytorch-fid's ported weights (``pt_inception-2015-12-05-6726825d.pth``) load
 with ``strict=True``; pytorch-fid itself is only a test dependency, used to check equality.
 
-Inputs are images in [-1, 1] (the project's convention) of any size; they are bilinearly resized to
-299x299 (``align_corners=False``, no antialiasing) exactly as pytorch-fid does before the network.
+Inputs are images in [-1, 1] (the project's convention) of any size.  Two ways to bring them to the
+network's 299x299 input, chosen per model (``resize``) and recorded with every statistic:
+
+* ``"pytorch-fid"`` (default): ``F.interpolate`` bilinear (``align_corners=False``, no antialias) of
+  the [0, 1] image, then ``2x - 1`` - pytorch-fid's arithmetic.
+* ``"tf1"``: what the 2015 TF graph itself does to the uint8 image it is fed, and so what the ADM
+  evaluator of guided-diffusion (LlamaGen, DiT, MAR tables) and torch-fidelity compute: TF 1.x's
+  legacy bilinear resize (source pixel ``i * in / out``, no half-pixel offset) of 0..255 values,
+  then ``(x - 128) / 128``.  ADM reference batches' stored statistics were made this way.
+
+Besides the 2048-d pool features the network gives ADM's *spatial* features for sFID: the TF graph's
+``mixed_6/conv`` tensor, the ReLU output of the 1x1 branch of the third 17x17 block (``Mixed_6d``
+here; TF names ``mixed``...``mixed_10`` are ``Mixed_5b``...``Mixed_7c``), first 7 of its 192 channels,
+flattened in TF's (h, w, c) order to 17 * 17 * 7 = 2023 values.
 """
 
 from __future__ import annotations
@@ -15,7 +27,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, get_args
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +44,16 @@ INCEPTION_WEIGHTS_ENV = "VQ_INCEPTION_WEIGHTS"
 INPUT_SIZE = 299
 POOL_DIM = 2048
 NUM_LOGITS = 1008
-PREPROCESSING = "bilinear resize to 299x299 (align_corners=False, no antialias), inputs in [-1, 1]"
+SPATIAL_CHANNELS = 7  # ADM keeps mixed_6/conv[..., :7]
+SPATIAL_DIM = 17 * 17 * SPATIAL_CHANNELS
+
+Resize = Literal["pytorch-fid", "tf1"]
+RESIZES: tuple[str, ...] = get_args(Resize)
+PREPROCESSINGS: dict[str, str] = {
+    "pytorch-fid": "bilinear resize to 299x299 (align_corners=False, no antialias), inputs in [-1, 1]",
+    "tf1": "TF1 legacy bilinear resize to 299x299 of 0..255 values, then (x - 128) / 128 (ADM evaluator, torch-fidelity)",
+}
+PREPROCESSING = PREPROCESSINGS["pytorch-fid"]
 
 
 def default_inception_paths() -> list[Path]:
@@ -127,12 +148,17 @@ class MixedC(nn.Module):
         self.branch_pool = BasicConv2d(in_channels, 192, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_with_1x1(x)[0]
+
+    def forward_with_1x1(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The block's output and its 1x1 branch (TF ``mixed_N/conv``), which sFID reads in ``Mixed_6d``."""
+        b1 = self.branch1x1(x)
         b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
         d = self.branch7x7dbl_1(x)
         for layer in (self.branch7x7dbl_2, self.branch7x7dbl_3, self.branch7x7dbl_4, self.branch7x7dbl_5):
             d = layer(d)
         pooled = self.branch_pool(_avg_pool_unpadded(x))
-        return torch.cat([self.branch1x1(x), b7, d, pooled], 1)
+        return torch.cat([b1, b7, d, pooled], 1), b1
 
 
 class ReductionD(nn.Module):
@@ -202,6 +228,33 @@ class InceptionOutput(NamedTuple):
     logits: torch.Tensor
 
 
+class InceptionFeatures(NamedTuple):
+    """``pool``: (B, 2048) FID features; ``spatial``: (B, 2023) sFID features (ADM's ``mixed_6/conv[..., :7]``)."""
+
+    pool: torch.Tensor
+    spatial: torch.Tensor
+
+
+def resize_tf1(images: torch.Tensor, size: int) -> torch.Tensor:
+    """TF 1.x ``resize_bilinear(align_corners=False)``: output pixel ``i`` samples input ``i * in / out``.
+
+    Unlike ``F.interpolate`` there is no half-pixel shift, so the image moves by up to a pixel and
+    the last output rows/columns repeat the border - the resize inside the FID graph.
+    """
+
+    def weights(length: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        position = torch.arange(size, dtype=torch.float32, device=images.device) * torch.tensor(length / size, dtype=torch.float32)
+        low = position.long()
+        return low, (low + 1).clamp_max(length - 1), position - low.float()
+
+    y0, y1, dy = weights(images.shape[-2])
+    x0, x1, dx = weights(images.shape[-1])
+    rows0, rows1 = images.index_select(-2, y0), images.index_select(-2, y1)
+    top = rows0.index_select(-1, x0) + (rows0.index_select(-1, x1) - rows0.index_select(-1, x0)) * dx
+    bottom = rows1.index_select(-1, x0) + (rows1.index_select(-1, x1) - rows1.index_select(-1, x0)) * dx
+    return top + (bottom - top) * dy[:, None]
+
+
 class FIDInceptionV3(nn.Module):
     """The FID Inception-v3; ``forward`` maps [-1, 1] images of any size to pool features and logits.
 
@@ -209,8 +262,11 @@ class FIDInceptionV3(nn.Module):
     variant that the original Inception Score code (and torch-fidelity) uses.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, resize: Resize = "pytorch-fid") -> None:
         super().__init__()
+        if resize not in RESIZES:
+            raise ValueError(f"unknown Inception resize {resize!r}; use one of {list(RESIZES)}")
+        self.resize: Resize = resize
         self.Conv2d_1a_3x3 = BasicConv2d(3, 32, 3, stride=2)
         self.Conv2d_2a_3x3 = BasicConv2d(32, 32, 3)
         self.Conv2d_2b_3x3 = BasicConv2d(32, 64, 3, padding=1)
@@ -233,31 +289,54 @@ class FIDInceptionV3(nn.Module):
         self.requires_grad_(False)
         self.eval()
 
-    @staticmethod
-    def preprocess(images: torch.Tensor) -> torch.Tensor:
-        """[-1, 1] images -> the 299x299 [-1, 1] input, via pytorch-fid's arithmetic.
+    @property
+    def preprocessing(self) -> str:
+        """What the network does to its input, in words (recorded with every statistic)."""
+        return PREPROCESSINGS[self.resize]
 
-        pytorch-fid resizes [0, 1] images and then maps them to [-1, 1]; doing the same steps in the
-        same order keeps the two pipelines equal to float rounding.
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """[-1, 1] images -> the 299x299 network input, with the arithmetic of ``self.resize``.
+
+        ``"pytorch-fid"`` resizes [0, 1] images and then maps them to [-1, 1], in pytorch-fid's order,
+        which keeps the two pipelines equal to float rounding; ``"tf1"`` works on 0..255 values as
+        the TF graph does.
         """
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"FID Inception expects images (B, 3, H, W) in [-1, 1], got shape {tuple(images.shape)}")
+        if self.resize == "tf1":
+            x = (images.float() + 1) * 127.5
+            if x.shape[-2:] != (INPUT_SIZE, INPUT_SIZE):
+                x = resize_tf1(x, INPUT_SIZE)
+            return (x - 128) / 128
         x = (images.float() + 1) / 2
         if x.shape[-2:] != (INPUT_SIZE, INPUT_SIZE):
             x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
         return 2 * x - 1
 
+    def features(self, images: torch.Tensor) -> InceptionFeatures:
+        """Pool (FID) and spatial (sFID) features of [-1, 1] images in one pass."""
+        pool, spatial = self._trunk(images, spatial=True)
+        assert spatial is not None
+        return InceptionFeatures(pool, spatial)
+
     def pool_features(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 2048) pool features of [-1, 1] images."""
+        return self._trunk(images, spatial=False)[0]
+
+    def _trunk(self, images: torch.Tensor, *, spatial: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         x = self.preprocess(images)
         x = F.max_pool2d(self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x))), kernel_size=3, stride=2)
         x = F.max_pool2d(self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x)), kernel_size=3, stride=2)
-        for block in (
-            self.Mixed_5b, self.Mixed_5c, self.Mixed_5d, self.Mixed_6a, self.Mixed_6b, self.Mixed_6c,
-            self.Mixed_6d, self.Mixed_6e, self.Mixed_7a, self.Mixed_7b, self.Mixed_7c,
-        ):  # fmt: skip
+        for block in (self.Mixed_5b, self.Mixed_5c, self.Mixed_5d, self.Mixed_6a, self.Mixed_6b, self.Mixed_6c):
             x = block(x)
-        return F.adaptive_avg_pool2d(x, 1).flatten(1)
+        x, mixed_6_conv = self.Mixed_6d.forward_with_1x1(x)
+        for block in (self.Mixed_6e, self.Mixed_7a, self.Mixed_7b, self.Mixed_7c):
+            x = block(x)
+        pool = F.adaptive_avg_pool2d(x, 1).flatten(1)
+        if not spatial:
+            return pool, None
+        # TF's NHWC order, so statistics compare with ADM's stored mu_s / sigma_s
+        return pool, mixed_6_conv[:, :SPATIAL_CHANNELS].permute(0, 2, 3, 1).flatten(1)
 
     def unbiased_logits(self, pool: torch.Tensor) -> torch.Tensor:
         """``pool @ W^T`` without the classifier bias, as the original Inception Score computes it."""
@@ -269,7 +348,11 @@ class FIDInceptionV3(nn.Module):
 
 
 def load_fid_inception(
-    path: str | os.PathLike[str] | None = None, *, device: str | torch.device = "cpu", channels_last: bool = False
+    path: str | os.PathLike[str] | None = None,
+    *,
+    device: str | torch.device = "cpu",
+    channels_last: bool = False,
+    resize: Resize = "pytorch-fid",
 ) -> FIDInceptionV3:
     """Build :class:`FIDInceptionV3` with weights from ``path`` / ``$VQ_INCEPTION_WEIGHTS`` / the caches.
 

@@ -68,3 +68,21 @@ class InceptionScore:
         kl = self.plogp_sums / self.counts - marginal_entropy_term
         scores = np.exp(kl)
         return float(scores.mean()), float(scores.std())
+
+
+ADM_SPLIT_SIZE = 5000  # guided-diffusion's compute_inception_score(split_size=5000)
+
+
+def inception_score_of_logits(logits: np.ndarray | torch.Tensor, split_size: int = ADM_SPLIT_SIZE) -> tuple[float, float, int]:
+    """(mean, std, number of splits) of the Inception Score over consecutive chunks of ``split_size`` samples.
+
+    ADM's convention: 50k samples give 10 splits of 5000, fewer than 5000 give one split (the last
+    chunk may be smaller).  With one split this is also torch-fidelity's ``isc_splits=1`` value.
+    """
+    log_p = torch.log_softmax(torch.as_tensor(logits, dtype=torch.float64), dim=1)
+    scores = []
+    for chunk in log_p.split(split_size):
+        p = chunk.exp()
+        log_marginal = torch.logsumexp(chunk, dim=0) - np.log(chunk.shape[0])
+        scores.append(float(((p * (chunk - log_marginal)).sum(1).mean()).exp()))
+    return float(np.mean(scores)), float(np.std(scores)), len(scores)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Literal
 
 import torch
 
+from vq_core import file_sha256
 from vq_eval.weights import read_state_dict, resolve_weights
 
 if TYPE_CHECKING:
@@ -93,4 +94,7 @@ def load_lpips(
     if missing:
         raise ValueError(f"LPIPS {net} linear-layer weights {linear_path} lack {missing}; expected lpips' weights/v0.1/{net}.pth layout")
     model.load_state_dict({key: linear[key] for key in wanted}, strict=False)
+    # reports name the network and the exact files (``pnet_type`` is lpips' own "alex"/"vgg"/"squeeze")
+    model.backbone_sha256 = file_sha256(backbone_path)
+    model.linear_sha256 = file_sha256(linear_path)
     return model.eval().requires_grad_(False).to(device)

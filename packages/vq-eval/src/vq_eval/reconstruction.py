@@ -109,6 +109,9 @@ def evaluate_reconstruction(
         raise ValueError("metric 'lpips' needs lpips_model (vq_eval.load_lpips)")
     if "rfid" in metrics and inception is None:
         raise ValueError("metric 'rfid' needs inception (vq_eval.load_fid_inception)")
+    if "rfid" in metrics and reference is not None:
+        # a cache of another split's crop or resolution would score the preprocessing, not the tokenizer
+        reference.check_images(dict(getattr(image_batches, "meta", {})), where="images", transform=True)
     if "usage" in metrics and usage is None:
         usage = usage_for(model, codebook_size)
     decode = bool(set(metrics) - {"usage"})
@@ -156,6 +159,9 @@ def evaluate_reconstruction(
     for index, name in ((1, "psnr"), (2, "ssim"), (3, "lpips")):
         if name in metrics:
             result[name] = float(sums[index] / count)
+    if "lpips" in metrics:  # AlexNet and VGG LPIPS differ several-fold: say which one this is
+        result["lpips_net"] = str(getattr(lpips_model, "pnet_type", "?"))
+        result["lpips_backbone_sha256"] = str(getattr(lpips_model, "backbone_sha256", None))
     if recon_stats is not None:
         recon = ReferenceStats.from_statistics(recon_stats.all_reduce(), provenance(inception))
         if orig_stats is not None:
@@ -166,6 +172,15 @@ def evaluate_reconstruction(
             label = f"reference {reference.meta.get('source', '?')} ({reference.n} images)"
         result["rfid"] = against.frechet_distance(recon, method=fid_method)
         result["rfid_against"] = label
+        # what the number means: which images, at which size, through which network and preprocessing
+        source_meta = dict(getattr(image_batches, "meta", {}))
+        result["rfid_n"] = count
+        result["rfid_n_reference"] = against.n
+        result["rfid_split"] = str(source_meta.get("split") or against.meta.get("split") or "-")
+        result["rfid_resolution"] = str(source_meta.get("resolution") or against.meta.get("resolution") or f"{images.shape[-2]}x{images.shape[-1]}")
+        result["rfid_transform"] = str(source_meta.get("transform", "-"))
+        result["rfid_preprocessing"] = str(getattr(inception, "preprocessing", "-"))
+        result["rfid_weights_sha256"] = str(getattr(inception, "weights_sha256", None))
     if "usage" in metrics:
         result.update(usage_summary(usage))
     return result
