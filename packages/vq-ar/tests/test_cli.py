@@ -127,5 +127,6 @@ def test_validate_reports_accuracy_and_completions(trained: dict[str, Path]) -> 
 def test_sizes_lists_llamagen_counts() -> None:
     result = CliRunner().invoke(main, ["sizes"])
     assert result.exit_code == 0
-    rows = {line.split()[0]: line.split() for line in result.output.splitlines()[1:]}
+    sizes_table = result.output.split("\n\n")[0]  # the presets follow after a blank line
+    rows = {line.split()[0]: line.split() for line in sizes_table.splitlines()[1:]}
     assert rows["B"][1:4] == ["12", "768", "12"] and rows["B"][5] == "110.9M" and rows["XXL"][6] == "1400M"

@@ -74,3 +74,20 @@ def test_config_validation_names_the_problem() -> None:
         ARConfig(vocab_size=8, num_classes=2, grid=(16,), dim=32, n_head=2, rope="2d")
     with pytest.raises(ValueError, match="unknown AR size"):
         ar_config("M", vocab_size=8, num_classes=2, grid=(2, 2))
+
+
+def test_a_training_step_after_sampling_works() -> None:
+    """Issue 15: generate() runs under inference_mode; the rotary table it caches must not be an
+    inference tensor, or the next training step fails with 'Inference tensors cannot be saved for backward'."""
+    from vq_ar import SamplingConfig, generate
+
+    torch.manual_seed(0)
+    model = ARTransformer(ar_config("nano", vocab_size=32, num_classes=3, grid=(4, 4)))
+    generate(model, torch.tensor([0, 1]), sampling=SamplingConfig(cfg_scale=2.0), generator=torch.Generator().manual_seed(0))
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    tokens = torch.randint(0, 32, (2, 16))
+    logits = model(torch.tensor([0, 2]), tokens[:, :-1])
+    torch.nn.functional.cross_entropy(logits.flatten(0, 1), tokens.flatten()).backward()
+    optimizer.step()
+    assert all(p.grad is not None for p in model.parameters())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from vq_ar import ARConfig, apply_rope, rope_table
@@ -61,3 +62,30 @@ def test_2d_scores_depend_only_on_the_row_and_column_offset() -> None:
     base = score((1, 4), (0, 2))
     assert abs(score((3, 5), (2, 3)) - base) < 1e-12  # same (dy, dx) = (1, 2), shifted
     assert abs(score((1, 2), (0, 4)) - base) > 1e-3  # another offset, (1, -2)
+
+
+def test_zero_class_row_is_llamagens_and_zeroes_the_class_query_and_key() -> None:
+    """rope_class='zero': LlamaGen's precompute_freqs_cis_2d prepends cos = sin = 0 rows for the class token."""
+    zero = rope_table(_config("2d", (3, 5)).model_copy(update={"rope_class": "zero"}))
+    identity = rope_table(_config("2d", (3, 5)))
+    assert torch.equal(zero[:, 0], torch.zeros(2, 4, dtype=torch.float64))
+    assert torch.equal(zero[:, 1:], identity[:, 1:])  # image rows unchanged
+    x = torch.randn(1, 8, dtype=torch.float64)
+    assert torch.equal(apply_rope(x, zero[:, :1]), torch.zeros_like(x))
+
+
+def test_sequence_1d_numbers_the_class_token_zero_and_image_token_i_as_i_plus_one() -> None:
+    """rope_class='sequence': Hugging Face Llama's positions over [class] + image tokens (the seed's recipe)."""
+    config = ARConfig(vocab_size=8, num_classes=2, grid=(3, 5), dim=16, n_head=2, rope="1d", rope_base=100.0, rope_class="sequence")
+    table = rope_table(config)
+    x = np.random.default_rng(3).normal(size=8)
+    for token in (0, 11, 14):
+        expected = _rotate_by_hand(x, [(token + 1) * 100 ** (-j / 4) for j in range(4)])
+        got = apply_rope(torch.tensor(x)[None], table[:, 1 + token : 2 + token])[0].numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    assert torch.equal(apply_rope(torch.tensor(x)[None], table[:, :1])[0], torch.tensor(x))  # position 0: no rotation
+
+
+def test_sequence_positions_need_1d_rope() -> None:
+    with pytest.raises(ValueError, match="rope='1d'"):
+        ARConfig(vocab_size=8, num_classes=2, grid=(3, 5), dim=16, n_head=2, rope="2d", rope_class="sequence")

@@ -80,7 +80,7 @@ def test_guided_greedy_follows_the_guidance_formula(model: ARTransformer) -> Non
 
 def _numpy_filtered_probs(logits: np.ndarray, temperature: float, top_k: int, top_p: float) -> np.ndarray:
     """Brute force: a token survives top-k if fewer than k tokens beat it, top-p if the mass of the tokens
-    more likely than it (after top-k) is below p; survivors are renormalised."""
+    more likely than it (after top-k) is at most p; survivors are renormalised."""
     out = np.zeros_like(logits)
     for r, row in enumerate(logits / temperature):
         keep = np.ones(row.size, dtype=bool)
@@ -89,7 +89,7 @@ def _numpy_filtered_probs(logits: np.ndarray, temperature: float, top_k: int, to
         probs = np.where(keep, np.exp(row - row.max()), 0.0)
         probs /= probs.sum()
         if top_p < 1.0:
-            keep &= np.array([probs[probs > q].sum() < top_p for q in probs])
+            keep &= np.array([probs[probs > q].sum() <= top_p for q in probs])
         final = np.where(keep, np.exp(row - row.max()), 0.0)
         out[r] = final / final.sum()
     return out
@@ -124,6 +124,22 @@ def test_seeds_reproduce_and_differ(model: ARTransformer) -> None:
 def test_cfg_schedules() -> None:
     linear = SamplingConfig(cfg_scale=3.0, cfg_schedule="linear")
     assert [linear.scale_at(i, 4) for i in range(4)] == [1.5, 2.0, 2.5, 3.0]
-    interval = SamplingConfig(cfg_scale=2.0, cfg_interval=1)
-    assert [interval.scale_at(i, 4) for i in range(4)] == [2.0, 2.0, 1.0, 1.0]
+    interval = SamplingConfig(cfg_scale=2.0, cfg_interval=1)  # LlamaGen: prefill + decode steps 0..1
+    assert [interval.scale_at(i, 4) for i in range(4)] == [2.0, 2.0, 2.0, 1.0]
+    assert [SamplingConfig(cfg_scale=2.0, cfg_interval=0).guides(i) for i in range(3)] == [True, True, False]
     assert not SamplingConfig(cfg_scale=1.0).guided and SamplingConfig(cfg_scale=1.5).guided
+
+
+@pytest.mark.parametrize("interval", [0, 3, 9])
+def test_cfg_interval_guides_tokens_zero_to_interval_plus_one(model: ARTransformer, interval: int) -> None:
+    """Greedy guided sampling against the full forward: guided argmax for tokens 0..k+1 (LlamaGen's
+    prefill plus decode steps 0..k), the conditional logits' argmax after."""
+    labels, scale = torch.tensor([0, 2, 4]), 6.0
+    tokens = _gen(model, labels, seed=0, top_k=1, cfg_scale=scale, cfg_interval=interval)
+    with torch.no_grad():
+        cond = model(labels, tokens[:, :-1])
+        uncond = model(torch.full_like(labels, model.null_class), tokens[:, :-1])
+    guided = (uncond + scale * (cond - uncond)).argmax(-1)
+    expected = torch.cat([guided[:, : interval + 2], cond.argmax(-1)[:, interval + 2 :]], dim=1)
+    assert torch.equal(tokens, expected)
+    assert not torch.equal(guided[:, : interval + 2], cond.argmax(-1)[:, : interval + 2])  # the guidance mattered

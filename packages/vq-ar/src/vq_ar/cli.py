@@ -17,6 +17,7 @@ from vq_ar.config import LLAMAGEN_PARAMS, SIZES, ar_config
 from vq_ar.data import load_token_set
 from vq_ar.images import DecoderUnavailable, decode_tokens, image_grid, load_pixel_decoder, write_npy, write_png
 from vq_ar.model import count_parameters
+from vq_ar.presets import PRESETS
 from vq_ar.sampling import SamplingConfig, generate
 from vq_ar.training import TrainConfig, train, train_loop
 from vq_ar.validation import complete_half, completion_match, teacher_forced_metrics
@@ -66,7 +67,7 @@ def _sampling_options(fn: Any) -> Any:
     options = [
         click.option("--cfg", "cfg_scale", type=float, default=1.0, show_default=True, help="classifier-free guidance scale"),
         click.option("--cfg-schedule", type=click.Choice(["constant", "linear"]), default="constant", show_default=True),
-        click.option("--cfg-interval", type=int, default=-1, show_default=True, help="guide tokens 0..N only (-1: all)"),
+        click.option("--cfg-interval", type=int, default=-1, show_default=True, help="LlamaGen's: guide tokens 0..N+1 only (-1: all)"),
         click.option("--temperature", type=float, default=1.0, show_default=True),
         click.option("--top-k", type=int, default=0, show_default=True, help="0 = off"),
         click.option("--top-p", type=float, default=1.0, show_default=True, help="1 = off"),
@@ -101,11 +102,16 @@ def main(verbose: bool) -> None:
 
 
 @main.command()
-@click.option("--vocab", type=int, default=16384, show_default=True, help="codebook size")
-@click.option("--classes", type=int, default=1000, show_default=True)
-@click.option("--grid", type=int, default=16, show_default=True, help="token grid side")
-def sizes(vocab: int, classes: int, grid: int) -> None:
-    """List the model sizes with parameter counts (meta device: nothing is allocated)."""
+@click.option("--vocab", type=int, default=None, help="codebook size [16384; with --show NAME: the preset's published one]")
+@click.option("--classes", type=int, default=None, help="[1000]")
+@click.option("--grid", type=int, default=None, help="token grid side [16]")
+@click.option("--show", default=None, metavar="NAME", help="print a preset's (or size's) resolved model, train and sampling config")
+def sizes(vocab: int | None, classes: int | None, grid: int | None, show: str | None) -> None:
+    """List the model sizes and the presets with parameter counts (meta device: nothing is allocated)."""
+    if show is not None:
+        click.echo(json.dumps(_resolved(show, vocab, classes, grid), indent=2))
+        return
+    vocab, classes, grid = vocab or 16384, classes or 1000, grid or 16
     click.echo(f"{'size':<6} {'layers':>6} {'dim':>5} {'heads':>5} {'ffn':>5} {'params':>10} {'LlamaGen':>9}")
     for name in SIZES:
         config = ar_config(name, vocab_size=vocab, num_classes=classes, grid=(grid, grid))
@@ -114,6 +120,21 @@ def sizes(vocab: int, classes: int, grid: int) -> None:
             f"{name:<6} {config.n_layer:>6} {config.dim:>5} {config.n_head:>5} {config.ffn_hidden:>5} "
             f"{count_parameters(config) / 1e6:>9.1f}M {published:>9}"
         )
+    click.echo(f"\n{'preset':<22} {'size':<5} description  (vq-ar sizes --show NAME)")
+    for name, preset in PRESETS.items():
+        click.echo(f"{name:<22} {preset.size:<5} {preset.description}")
+
+
+def _resolved(name: str, vocab: int | None, classes: int | None, grid: int | None) -> dict[str, Any]:
+    """A preset's three configs (its published token space unless given), or a size with default settings."""
+    space = {"vocab_size": vocab, "num_classes": classes, "grid": (grid, grid) if grid else None}
+    if name in PRESETS:
+        return PRESETS[name].resolved(**space)
+    if name in SIZES:
+        config = ar_config(name, vocab_size=vocab or 16384, num_classes=classes or 1000, grid=(grid or 16,) * 2)
+        return {"name": name, "size": name, "model": config.model_dump(mode="json"),
+                "train": TrainConfig().model_dump(mode="json"), "sampling": SamplingConfig().model_dump(mode="json")}
+    raise click.BadParameter(f"{name!r} is no preset ({', '.join(PRESETS)}) and no size ({', '.join(SIZES)})", param_hint="--show")
 
 
 @main.command(name="train")
@@ -252,3 +273,29 @@ def validate(ckpt: str, data: str, num_completions: int, max_samples: int | None
     pairs = np.stack([originals, completions], axis=1).reshape(-1, *originals.shape[1:])
     write_png(out_dir / "completions.png", image_grid(pairs, columns=2))
     click.echo(f"wrote {out_dir / 'completions.png'} (left: original, right: second half sampled)")
+
+
+@main.group()
+def convert() -> None:
+    """Convert published AR checkpoints into vq-ar checkpoints."""
+
+
+@convert.command(name="llamagen")
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="directory for model.safetensors")
+@click.option("--size", type=click.Choice(["B", "L", "XL", "XXL"]), default=None, help="GPT size [read off the shapes]")
+@click.option("--n-head", type=int, default=None, help="attention heads of a model that is no named size")
+@click.option("--grid", type=int, default=None, help="token grid side [freqs_cis, else the name: c2i_L_256 -> 16]")
+@click.option("--tokenizer", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="the GPT's VQ, converted with `vq-tok convert llamagen`, so `sample` can decode")
+@click.option("--ema", is_flag=True, help="convert the 'ema' weights of a LlamaGen --ema run")
+@click.option("--trust-pickle", is_flag=True, help="unpickle the file in full (it may run code): only files you trust")
+def convert_llamagen_cmd(checkpoint: str, out: str, **kw: Any) -> None:
+    """A LlamaGen class-conditional GPT release (c2i_B_256.pt ...) -> OUT/model.safetensors."""
+    from vq_ar.convert_llamagen import convert_llamagen
+    from vq_ar.training import FINAL_MODEL
+
+    path = convert_llamagen(checkpoint, Path(out) / FINAL_MODEL, **kw)
+    config = load_ar(path).config
+    click.echo(json.dumps({"model": str(path), "n_layer": config.n_layer, "dim": config.dim, "n_head": config.n_head,
+                           "grid": list(config.grid), "vocab_size": config.vocab_size, "num_classes": config.num_classes}))

@@ -50,6 +50,19 @@ class ARConfig(StrictConfig):
     norm_eps: float = Field(default=1e-5, gt=0)
     rope: Literal["1d", "2d"] = Field(default="2d", description="2d: half the rotary pairs follow the row, half the column")
     rope_base: float = Field(default=10000.0, gt=0)
+    rope_class: Literal["identity", "zero", "sequence"] = Field(
+        default="identity",
+        description=(
+            "rotary row of the class token (sequence position 0). 'zero': cos = sin = 0, which zeroes the "
+            "class token's query and key - LlamaGen's precompute_freqs_cis(_2d), required for LlamaGen "
+            "weights. 'identity': no rotation, image tokens numbered from 0 (this project's original "
+            "variant, the default so that configs and checkpoints saved before the field existed keep "
+            "their meaning). 'sequence' (1d only): plain 1D RoPE over the whole sequence, the class token "
+            "at position 0 and image token i at position i + 1 - Hugging Face Llama, as the seed's AR "
+            "recipe uses it."
+        ),
+    )
+    """Rotary row of the class token; see ``rope.py`` for what each variant does to attention."""
     token_dropout: float = Field(default=0.1, ge=0, lt=1, description="dropout on the input embeddings")
     attn_dropout: float = Field(default=0.0, ge=0, lt=1)
     resid_dropout: float = Field(default=0.1, ge=0, lt=1, description="dropout on the attention output")
@@ -72,6 +85,8 @@ class ARConfig(StrictConfig):
                 raise ValueError(f"rope '2d' needs head_dim divisible by 4, got {head_dim} (dim/n_head)")
         elif head_dim % 2:
             raise ValueError(f"rope needs an even head_dim, got {head_dim} (dim/n_head)")
+        if self.rope_class == "sequence" and self.rope != "1d":
+            raise ValueError("rope_class 'sequence' numbers the raster sequence: it needs rope='1d'")
         return self
 
     @property

@@ -137,7 +137,11 @@ class ARTransformer(nn.Module):
         dtype = torch.float64 if h.dtype == torch.float64 else torch.float32
         key = (h.device, dtype)
         if key not in self._rope:
-            self._rope[key] = rope_table(self.config).to(device=h.device, dtype=dtype)
+            # Built outside inference mode even when the first call is sampling (generate runs under
+            # torch.inference_mode): an inference tensor cached here could not be saved for backward
+            # by a later training step on the same model.
+            with torch.inference_mode(False), torch.no_grad():
+                self._rope[key] = rope_table(self.config).to(device=h.device, dtype=dtype)
         return self._rope[key]
 
     def new_cache(self, batch: int, *, dtype: torch.dtype | None = None) -> KVCache:

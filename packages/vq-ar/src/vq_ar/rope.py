@@ -5,9 +5,18 @@ In 2D the first half of the pairs rotate with the token's row and the second hal
 (LlamaGen's layout), so attention scores depend on the (dy, dx) offset between two tokens rather
 than on their distance in raster order.
 
-Sequence index 0 is the class token.  It gets the identity rotation: LlamaGen gives the prefix
-cos = sin = 0, which zeroes its query and key; an identity rotation keeps the class token's
-attention content-based and changes nothing else (it has no position among the image tokens).
+Sequence index 0 is the class token; ``ARConfig.rope_class`` chooses its row:
+
+* ``"zero"`` - cos = sin = 0 (LlamaGen's ``precompute_freqs_cis_2d``): the class token's query and
+  key are zeroed, so every query gives the class token the score 0 and the class token attends only
+  to itself; its value still reaches every token.  LlamaGen weights need this row.
+* ``"identity"`` - no rotation, image tokens numbered from 0: the class token's attention stays
+  content-based.  The project's original variant and the field's default.
+* ``"sequence"`` (1D only) - RoPE over the raster sequence, class at position 0 and image token i
+  at i + 1, as Hugging Face Llama numbers positions (the seed's ``LlamaForCausalLM``).  Scores between
+  image tokens are the same as with ``"identity"`` (RoPE is relative); only the offset to the class
+  token differs by one.  (Hugging Face pairs channel j with j + head_dim/2 instead of 2j with 2j+1: a
+  fixed permutation of the query/key channels, so the same model when trained from scratch.)
 """
 
 from __future__ import annotations
@@ -23,9 +32,14 @@ def _inverse_frequencies(num: int, base: float) -> torch.Tensor:
 
 
 def rope_angles(config: ARConfig) -> torch.Tensor:
-    """Rotation angles (1 + seq_len, head_dim // 2): row 0 is the class token, row 1 + i image token i."""
+    """Rotation angles (1 + seq_len, head_dim // 2): row 0 is the class token, row 1 + i image token i.
+
+    Row 0 is all zeros; :func:`rope_table` turns it into cos = sin = 0 for ``rope_class="zero"``.
+    """
     pairs = config.head_dim // 2
     index = torch.arange(config.seq_len, dtype=torch.float64)
+    if config.rope_class == "sequence":
+        index = index + 1
     if config.rope == "1d":
         angles = index[:, None] * _inverse_frequencies(pairs, config.rope_base)[None, :]
     else:
@@ -39,7 +53,10 @@ def rope_angles(config: ARConfig) -> torch.Tensor:
 def rope_table(config: ARConfig) -> torch.Tensor:
     """Stacked (cos, sin) table of shape (2, 1 + seq_len, head_dim // 2), float64."""
     angles = rope_angles(config)
-    return torch.stack([angles.cos(), angles.sin()])
+    table = torch.stack([angles.cos(), angles.sin()])
+    if config.rope_class == "zero":
+        table[:, 0] = 0.0
+    return table
 
 
 def apply_rope(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:

@@ -28,7 +28,13 @@ class SamplingConfig(StrictConfig):
         default="constant", description="linear: scale ramps from ~1 at the first token to cfg_scale at the last"
     )
     cfg_interval: int = Field(
-        default=-1, ge=-1, description="LlamaGen's cfg interval: guide only tokens 0..cfg_interval (-1: all)"
+        default=-1,
+        ge=-1,
+        description=(
+            "LlamaGen's --cfg-interval k: guide image tokens 0..k+1 only, the rest take the conditional "
+            "logits (-1: guide all). LlamaGen guides the prefill token and decode steps i <= k, and "
+            "decode step i draws token i + 1"
+        ),
     )
     temperature: float = Field(default=1.0, gt=0)
     top_k: int = Field(default=0, ge=0, description="0 = off")
@@ -38,9 +44,13 @@ class SamplingConfig(StrictConfig):
     def guided(self) -> bool:
         return self.cfg_scale != 1.0
 
+    def guides(self, index: int) -> bool:
+        """Whether image token ``index`` is guided: all tokens, or LlamaGen's interval 0..cfg_interval+1."""
+        return self.guided and (self.cfg_interval < 0 or index <= self.cfg_interval + 1)
+
     def scale_at(self, index: int, num_tokens: int) -> float:
-        """Guidance scale for image token ``index`` of ``num_tokens``."""
-        if self.cfg_interval >= 0 and index > self.cfg_interval:
+        """Guidance scale for image token ``index`` of ``num_tokens`` (1 outside the cfg interval)."""
+        if not self.guides(index):
             return 1.0
         if self.cfg_schedule == "linear":
             return 1.0 + (self.cfg_scale - 1.0) * (index + 1) / num_tokens
@@ -56,17 +66,19 @@ def filter_top_k(logits: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def filter_top_p(logits: torch.Tensor, p: float) -> torch.Tensor:
-    """Nucleus filter: keep a token iff the probability mass of the tokens ranked above it is < p.
+    """Nucleus filter: keep a token iff the probability mass of the tokens ranked above it is <= p.
 
-    This keeps the smallest set of most likely tokens whose mass reaches ``p`` (always at least the
-    most likely token).
+    This keeps the most likely tokens up to and including the first whose cumulative mass exceeds
+    ``p`` (always at least the most likely token).  The mass is LlamaGen's (and Hugging Face's)
+    ``cumsum(softmax(sorted))`` shifted by one rank, computed the same way so that the kept set agrees
+    with theirs to the last bit, not only up to rounding.
     """
     if p >= 1.0:
         return logits
     sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
-    probs = sorted_logits.softmax(dim=-1)
-    mass_before = probs.cumsum(dim=-1) - probs
-    remove_sorted = mass_before >= p
+    cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+    remove_sorted = torch.zeros_like(cumulative, dtype=torch.bool)
+    remove_sorted[..., 1:] = cumulative[..., :-1] > p
     remove = remove_sorted.scatter(-1, order, remove_sorted)
     return logits.masked_fill(remove, float("-inf"))
 
@@ -81,10 +93,14 @@ def next_token_probs(logits: torch.Tensor, sampling: SamplingConfig) -> torch.Te
 def _mix_and_draw(
     logits: torch.Tensor, scale: float | None, sampling: SamplingConfig, generator: torch.Generator | None
 ) -> torch.Tensor:
-    """One token per conditional row from (rows, vocab) logits; ``scale`` None means unguided rows."""
+    """One token per conditional row from (rows, vocab) logits.
+
+    ``scale`` None: the rows are unguided.  ``scale`` 1 on guided (2B) rows: the conditional half as
+    it is (outside the cfg interval), not ``uncond + 1 * (cond - uncond)``, which differs by rounding.
+    """
     if scale is not None:
         cond, uncond = logits.chunk(2)
-        logits = uncond + scale * (cond - uncond)
+        logits = cond if scale == 1.0 else uncond + scale * (cond - uncond)
     return torch.multinomial(next_token_probs(logits, sampling), 1, generator=generator)[:, 0]
 
 

@@ -58,7 +58,13 @@ class TrainConfig(StrictConfig):
     min_lr_ratio: float = Field(default=0.1, ge=0, le=1, description="cosine floor as a fraction of lr")
     warmup_steps: int = Field(default=0, ge=0)
     weight_decay: float = Field(default=0.05, ge=0)
+    weight_decay_on: Literal["matrices", "all"] = Field(
+        default="matrices",
+        description="matrices: LlamaGen's split (matrices and embeddings decayed, norm gains not); "
+        "all: every parameter, as the seed's AdamW over all transformer parameters",
+    )
     betas: tuple[float, float] = (0.9, 0.95)
+    eps: float = Field(default=1e-8, gt=0, description="AdamW epsilon (torch's default; the seed's recipe uses 1e-6)")
     grad_clip: float = Field(default=1.0, ge=0, description="0 = no clipping")
     precision: Literal["auto", "bf16", "fp32"] = Field(default="auto", description="auto: bf16 autocast on CUDA")
     seed: int = 0
@@ -85,10 +91,10 @@ def lr_factor(step: int, config: TrainConfig) -> float:
     return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Decay matrices and embeddings, not norm gains (LlamaGen's split by parameter rank)."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
-    other = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+def param_groups(model: nn.Module, weight_decay: float, *, decay_all: bool = False) -> list[dict[str, Any]]:
+    """Decay matrices and embeddings, not norm gains (LlamaGen's split by parameter rank), or everything."""
+    decay = [p for p in model.parameters() if p.requires_grad and (decay_all or p.dim() >= 2)]
+    other = [p for p in model.parameters() if p.requires_grad and not (decay_all or p.dim() >= 2)]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": other, "weight_decay": 0.0}]
 
 
@@ -223,9 +229,10 @@ def train(
     torch.manual_seed(config.seed)  # identical initial weights on every rank and in every re-run
     model = ARTransformer(model_config).to(device)
     optimizer = torch.optim.AdamW(
-        param_groups(model, config.weight_decay),
+        param_groups(model, config.weight_decay, decay_all=config.weight_decay_on == "all"),
         lr=config.lr,
         betas=config.betas,
+        eps=config.eps,
         fused=device.type == "cuda",
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))

@@ -23,7 +23,7 @@ from vq_tokenizers.fsq import FSQTokenizer, FSQTokenizerConfig
 from vq_tokenizers.pixel_decoder import PixelDecoderConfig, PixelDecoderTokenizer
 from vq_tokenizers.pixel_decoder_training import PIXEL_DECODER_PRESETS, PixelDecoderJob, train_pixel_decoder
 from vq_tokenizers.presets import PRESETS, Preset, get_preset
-from vq_tokenizers.tokenize import decode_shards, reconstruct_image, tokenize_shards
+from vq_tokenizers.tokenize import decode_shards, reconstruct_image, tokenize_shards, tokenizer_info
 from vq_tokenizers.tokenize_ray import tokenize_shards_ray
 from vq_tokenizers.train_job import TrainJob, build_run, train_tokenizer
 from vq_tokenizers.vqgan import VQGAN, VQGANConfig
