@@ -23,12 +23,13 @@ class _FriendlyGroup(click.Group):
 
 def _load(config: str, ray: dict[str, Any]) -> Any:
     from vq_pipeline.config import load_config
+    from vq_pipeline.overrides import override_problems
     from vq_pipeline.presets import preset_problems
 
     loaded = load_config(config, overrides={"ray": ray} if ray else None)
-    problems = preset_problems(loaded)
+    problems = preset_problems(loaded) + override_problems(loaded)
     if problems:
-        raise ConfigError(f"{config}: " + "; ".join(problems))
+        raise ConfigError("; ".join(problems) + f" ({config}); fix the named field and re-run `vq-pipeline check`")
     return loaded
 
 
@@ -74,5 +75,6 @@ def run(
 @main.command()
 @click.argument("config", type=click.Path(exists=True, dir_okay=False))
 def check(config: str) -> None:
-    """Validate CONFIG (fields and preset names) without running anything; print it resolved."""
+    """Validate CONFIG (fields, preset names, the fields inside every overrides/loss dict) without running
+    anything; print it resolved."""
     click.echo(json.dumps(_load(config, {}).model_dump(mode="json"), indent=2))

@@ -1,8 +1,10 @@
 """data -> tokenizer -> (pixel decoder) -> tokens -> AR -> samples -> evaluation -> report, each stage resumable.
 
 Every stage writes into ``<out>/<stage>/`` and finishes with a ``stage.json`` marker holding the hash of
-its settings *and of the stages it reads from*, so a re-run skips what is done and redoes a changed
-stage and everything downstream of it.  The trainers also resume inside a stage (their own
+its settings, of the input files it reads (the data folder, a given tokenizer checkpoint, teacher and
+evaluation weights: :mod:`vq_pipeline.fingerprint`) *and of the stages it reads from*, so a re-run
+skips what is done and redoes a changed stage - or one whose outputs are gone - and everything
+downstream of it.  The trainers also resume inside a stage (their own
 checkpoints; under Ray, the checkpoint Ray kept), so a killed run loses at most one checkpoint interval.
 Ray settings are not part of any hash: a run started on a laptop can be finished on a cluster.
 """
@@ -23,6 +25,7 @@ import torch
 from vq_core import atomic_write_bytes, atomic_write_text
 
 from vq_pipeline.config import PipelineConfig
+from vq_pipeline.fingerprint import path_fingerprint, teacher_path
 from vq_pipeline.stages import StageResult, run_stage
 
 log = logging.getLogger(__name__)
@@ -67,7 +70,7 @@ class Pipeline:
         return run_trainer(fn, loop, ray, name=name, storage=storage, data_parallel=data_parallel)
 
     def _stage(self, name: str, settings: dict[str, Any], body: Any) -> StageResult:
-        result = run_stage(name, self.out / name, settings, body)
+        result = run_stage(name, self.out / name, settings, body, root=self.out)
         self.result.stages.append(result)
         return result
 
@@ -90,23 +93,24 @@ class Pipeline:
                     source, directory / role, samples_per_shard=cfg.samples_per_shard, image_size=cfg.image_size,
                     workers=cfg.workers,
                 )
-                outputs[role] = str(directory / role)
+                outputs[role] = directory / role
                 outputs[f"{role}_images"] = manifest.num_samples
                 outputs["num_classes"] = manifest.dataset.num_classes
             outputs.setdefault("eval", outputs["train"])
             return outputs
 
-        return self._stage("data", {"data": cfg.model_dump(mode="json"), "seed": self.config.seed}, body)
+        inputs = {"data.path": path_fingerprint(cfg.path, field="data.path")} if cfg.path is not None else {}
+        return self._stage("data", {"data": cfg.model_dump(mode="json"), "seed": self.config.seed, "inputs": inputs}, body)
 
     def tokenizer(self, data: StageResult) -> StageResult:
         from vq_tokenizers import ClusterJob, TrainJob, VQKDJob, fit_cluster, train_tokenizer, train_vqkd
 
         cfg = self.config.tokenizer
-        images = data.outputs["train"]
+        images = str(data.outputs["train"])
 
         def body(directory: Path, digest: str) -> dict[str, Any]:
             if cfg.checkpoint is not None:
-                return {"checkpoint": str(Path(cfg.checkpoint).resolve()), "metrics": {}}
+                return {"checkpoint": Path(cfg.checkpoint).resolve(), "metrics": {}}
             train = {**cfg.train.as_overrides(), "seed": self.config.seed}
             common = {"data": images, "out": str(directory)}
             if cfg.family == "vqkd":
@@ -119,9 +123,15 @@ class Pipeline:
             else:
                 job = TrainJob(family=cfg.family, preset=cfg.preset, model=cfg.overrides, loss=cfg.loss, train=train, resume=True, **common)
                 metrics = self._train(train_tokenizer, job.model_dump(mode="json"), directory, digest)
-            return {"checkpoint": str(directory / "tokenizer.safetensors"), "metrics": metrics}
+            return {"checkpoint": directory / "tokenizer.safetensors", "metrics": metrics}
 
-        settings = {"tokenizer": cfg.model_dump(mode="json"), "seed": self.config.seed, "data": data.hash}
+        inputs = {}
+        if cfg.checkpoint is not None:
+            inputs["tokenizer.checkpoint"] = path_fingerprint(cfg.checkpoint, field="tokenizer.checkpoint")
+        teacher = teacher_path(cfg.teacher)
+        if teacher is not None:
+            inputs["tokenizer.teacher"] = path_fingerprint(teacher, field="tokenizer.teacher")
+        settings = {"tokenizer": cfg.model_dump(mode="json"), "seed": self.config.seed, "data": data.hash, "inputs": inputs}
         return self._stage("tokenizer", settings, body)
 
     def pixel_decoder(self, data: StageResult, tokenizer: StageResult) -> StageResult | None:
@@ -134,11 +144,11 @@ class Pipeline:
 
         def body(directory: Path, digest: str) -> dict[str, Any]:
             job = PixelDecoderJob(
-                tokenizer=tokenizer.outputs["checkpoint"], data=data.outputs["train"], out=str(directory), preset=cfg.preset,
+                tokenizer=str(tokenizer.outputs["checkpoint"]), data=str(data.outputs["train"]), out=str(directory), preset=cfg.preset,
                 decoder=cfg.overrides, loss=cfg.loss, train={**cfg.train.as_overrides(), "seed": self.config.seed}, resume=True,
             )
             metrics = self._train(train_pixel_decoder, job.model_dump(mode="json"), directory, digest)
-            return {"checkpoint": str(directory / "tokenizer.safetensors"), "metrics": metrics}
+            return {"checkpoint": directory / "tokenizer.safetensors", "metrics": metrics}
 
         settings = {
             "pixel_decoder": cfg.model_dump(mode="json"), "seed": self.config.seed, "tokenizer": tokenizer.hash, "data": data.hash,
@@ -163,7 +173,7 @@ class Pipeline:
                     decoder.outputs["checkpoint"], data.outputs["train"], directory / "shards", ray_address=ray.address,
                     num_workers=ray.num_workers, use_gpu=ray.use_gpu, **common,
                 )
-            return {"shards": str(directory / "shards"), "num_samples": manifest.num_samples, "num_shards": len(manifest.shards)}
+            return {"shards": directory / "shards", "num_samples": manifest.num_samples, "num_shards": len(manifest.shards)}
 
         return self._stage("tokens", {"tokenize": cfg.model_dump(mode="json"), "decoder": decoder.hash, "data": data.hash}, body)
 
@@ -174,16 +184,19 @@ class Pipeline:
 
         def body(directory: Path, digest: str) -> dict[str, Any]:
             loop = {
-                "data": tokens.outputs["shards"], "out": str(directory), "size": cfg.size, "model_overrides": cfg.overrides,
+                "data": str(tokens.outputs["shards"]), "out": str(directory), "size": cfg.size, "model_overrides": cfg.overrides,
                 "train": {**cfg.train.as_overrides(), "seed": self.config.seed}, "resume": True,
             }
             metrics = self._train(train_loop, loop, directory, digest)
-            return {"model": str(directory / "model.safetensors"), "metrics": metrics}
+            return {"model": directory / "model.safetensors", "metrics": metrics}
 
         return self._stage("ar", {"ar": cfg.model_dump(mode="json"), "seed": self.config.seed, "tokens": tokens.hash}, body)
 
-    def samples(self, ar: StageResult) -> StageResult:
-        """Class-conditional CFG samples: one PNG each under ``images/``, a grid, and the tokens."""
+    def samples(self, ar: StageResult, decoder: StageResult) -> StageResult:
+        """Class-conditional CFG samples: one PNG each under ``images/``, a grid, and the tokens.
+
+        The decoder is this run's (not the path the AR checkpoint recorded, which a moved run folder
+        no longer has); ``load_pixel_decoder`` still checks that it decodes the AR model's token space."""
         from vq_ar import SamplingConfig, decode_tokens, generate, image_grid, load_ar, load_pixel_decoder, write_png
 
         cfg = self.config.sample
@@ -191,14 +204,14 @@ class Pipeline:
         def body(directory: Path, digest: str) -> dict[str, Any]:
             device = _device()
             loaded = load_ar(ar.outputs["model"], map_location=device)
-            decoder = load_pixel_decoder(loaded.tokenizer, device=device)
+            tokenizer = load_pixel_decoder(loaded.tokenizer, decoder.outputs["checkpoint"], device=device)
             classes = cfg.classes if cfg.classes is not None else list(range(loaded.config.num_classes))
             labels = torch.tensor([c for c in classes for _ in range(cfg.per_class)], dtype=torch.long, device=device)
             sampling = SamplingConfig(cfg_scale=cfg.cfg_scale, temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p)
             generator = torch.Generator(device=device).manual_seed(self.config.seed)
             chunks = labels.split(cfg.batch_size)
             tokens = torch.cat([generate(loaded.model, chunk, sampling=sampling, generator=generator).cpu() for chunk in chunks])
-            images = np.concatenate([decode_tokens(decoder, t, loaded.config.grid) for t in tokens.split(cfg.batch_size)])
+            images = np.concatenate([decode_tokens(tokenizer, t, loaded.config.grid) for t in tokens.split(cfg.batch_size)])
             for i, (image, label) in enumerate(zip(images, labels.tolist())):
                 write_png(directory / "images" / f"class{label:04d}_{i % cfg.per_class:04d}.png", image)
             columns = min(cfg.per_class, 16) if len(classes) > 1 else math.ceil(math.sqrt(len(images)))  # a row per class
@@ -208,15 +221,18 @@ class Pipeline:
             atomic_write_bytes(directory / "tokens.npy", buffer.getvalue())
             names = loaded.dataset.class_names
             return {
-                "images": str(directory / "images"), "grid": str(directory / SAMPLE_GRID), "num_samples": len(images),
+                "images": directory / "images", "grid": directory / SAMPLE_GRID, "tokens": directory / "tokens.npy",
+                "num_samples": len(images),
                 "classes": [names[c] if c < len(names) else str(c) for c in classes],
             }
 
-        return self._stage("samples", {"sample": cfg.model_dump(mode="json"), "seed": self.config.seed, "ar": ar.hash}, body)
+        settings = {"sample": cfg.model_dump(mode="json"), "seed": self.config.seed, "ar": ar.hash, "decoder": decoder.hash}
+        return self._stage("samples", settings, body)
 
     def evaluation(self, data: StageResult, decoder: StageResult, samples: StageResult) -> StageResult:
         from vq_tokenizers import load_tokenizer
 
+        cfg = self.config.eval
         from vq_pipeline.evaluate import RECONSTRUCTION_GRID, evaluate
 
         def body(directory: Path, digest: str) -> dict[str, Any]:
@@ -224,11 +240,17 @@ class Pipeline:
             tokenizer = load_tokenizer(decoder.outputs["checkpoint"], map_location=device)
             eval_images, sample_images = Path(data.outputs["eval"]), Path(samples.outputs["images"])
             count = data.outputs["eval_images" if "eval_images" in data.outputs else "train_images"]
-            metrics = evaluate(tokenizer, eval_images, count, sample_images, self.config.eval, directory, device=device)
-            return {"metrics": metrics, "reconstruction_grid": str(directory / RECONSTRUCTION_GRID)}
+            metrics = evaluate(tokenizer, eval_images, count, sample_images, cfg, directory, device=device)
+            return {
+                "metrics": metrics, "reconstruction_grid": directory / RECONSTRUCTION_GRID,
+                "token_space": tokenizer.token_space_hash(),
+            }
 
+        weights = {"inception_weights": cfg.inception_weights, "lpips_backbone": cfg.lpips_backbone, "fid_reference": cfg.fid_reference}
+        inputs = {f"eval.{k}": path_fingerprint(v, field=f"eval.{k}") for k, v in weights.items() if v is not None}
         settings = {
-            "eval": self.config.eval.model_dump(mode="json"), "decoder": decoder.hash, "samples": samples.hash, "data": data.hash,
+            "eval": cfg.model_dump(mode="json"), "decoder": decoder.hash, "samples": samples.hash, "data": data.hash,
+            "inputs": inputs,
         }
         return self._stage("eval", settings, body)
 
@@ -244,7 +266,7 @@ class Pipeline:
         decoder = self.pixel_decoder(data, tokenizer) or tokenizer
         tokens = self.tokens(data, decoder)
         ar = self.ar(tokens)
-        samples = self.samples(ar)
+        samples = self.samples(ar, decoder)
         evaluation = self.evaluation(data, decoder, samples)
         self.result.seconds = time.perf_counter() - start
         self.result.metrics = _final_metrics(self.result)

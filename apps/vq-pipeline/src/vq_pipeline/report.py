@@ -38,6 +38,7 @@ def write_pipeline_report(result: PipelineResult, config: PipelineConfig, evalua
     details = {
         "tokenizer": f"{config.tokenizer.family}/{config.tokenizer.preset}"
         + (f" + pixel decoder {config.tokenizer.pixel_decoder.preset}" if config.tokenizer.pixel_decoder else ""),
+        "token space": evaluation.outputs.get("token_space", "?"),
         "ar": config.ar.size,
         "data": config.data.source if config.data.path is None else f"{config.data.source}:{config.data.path}",
         **{f"stage {name}": text for name, text in stages.items()},
