@@ -15,14 +15,15 @@ from typing import Any
 import click
 
 from vq_core import launch_options
+from vq_core.cli_errors import FriendlyGroup
 from vq_tokenizers.cli_options import parse_overrides as _parse_overrides
 from vq_tokenizers.cli_options import run_job, trust_pickle_option
 
 COMMAND_MODULES: tuple[str, ...] = ("vq_tokenizers.cli_vqkd",)
 
 
-@click.group()
-@click.option("-v", "--verbose", is_flag=True, help="debug logging")
+@click.group(cls=FriendlyGroup)
+@click.option("-v", "--verbose", is_flag=True, help="debug logging (and tracebacks of user errors)")
 def main(verbose: bool) -> None:
     """Discrete image tokenizers: train, tokenize to shards, decode, convert published checkpoints."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(name)s: %(message)s")
