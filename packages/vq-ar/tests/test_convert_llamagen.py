@@ -251,3 +251,27 @@ def test_sizes_and_grids_are_read_off_gpt_b_to_xxl_shapes(name: str, n_layer: in
     assert infer_llamagen_config(_meta_state(n_layer, dim, n_head, 32), path="weights.pt").grid == (32, 32)
     with pytest.raises(CheckpointError, match="--grid"):
         infer_llamagen_config(_meta_state(n_layer, dim, n_head, None), path="weights.pt")
+
+
+def test_with_its_tokenizer_the_converted_gpt_samples_images(release, tmp_path: Path) -> None:  # noqa: ANN001
+    """--tokenizer records the VQ's token space, so `vq-ar sample` finds and verifies the decoder."""
+    from vq_tokenizers import VQGAN, VQGANConfig, save_tokenizer
+
+    def vq(codebook: int, name: str) -> Path:
+        config = VQGANConfig(image_size=16, ch=32, ch_mult=(1, 1, 1), num_res_blocks=1, attn_resolutions=(),
+                             z_channels=16, quantizer={"codebook_size": codebook, "dim": 8})
+        return save_tokenizer(VQGAN(config), tmp_path / name)
+
+    path, _ = release
+    runner = CliRunner()
+    result = runner.invoke(main, ["convert", "llamagen", str(path), "--out", str(tmp_path / "gpt"), "--n-head", "4",
+                                  "--tokenizer", str(vq(VOCAB, "vq.safetensors"))])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(main, ["sample", "--ckpt", str(tmp_path / "gpt" / "model.safetensors"), "--class", "1", "--n", "2",
+                                  "--cfg", "4.0", "--top-k", "20", "--out", str(tmp_path / "samples"), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "samples").rglob("*.png"))) >= 2
+
+    result = runner.invoke(main, ["convert", "llamagen", str(path), "--out", str(tmp_path / "gpt2"), "--n-head", "4",
+                                  "--tokenizer", str(vq(32, "other.safetensors"))])
+    assert result.exit_code != 0 and "codebook 32" in result.output and "Traceback" not in result.output

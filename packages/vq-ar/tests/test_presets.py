@@ -77,3 +77,26 @@ def test_weight_decay_on_all_decays_the_norm_gains_too() -> None:
     assert norms.isdisjoint(id(p) for p in split[0]["params"]) and norms <= {id(p) for p in split[1]["params"]}
     assert len(everything[0]["params"]) == len(list(model.parameters())) and not everything[1]["params"]
     assert all(isinstance(p, torch.nn.Parameter) for p in everything[0]["params"])
+
+
+def test_train_with_a_preset_takes_its_settings_under_explicit_flags(tmp_path, write_token_shards) -> None:  # noqa: ANN001
+    import json
+
+    import numpy as np
+    from click.testing import CliRunner
+
+    from vq_ar.cli import main
+
+    tokens = np.random.default_rng(0).integers(0, 32, size=(8, 4, 4))
+    data = write_token_shards(tmp_path / "tokens", tokens, np.arange(8) % 2, codebook_size=32, num_classes=2)
+    args = ["train", "--data", str(data), "--out", str(tmp_path / "run"), "--preset", "c2i_llama_medium_cfg",
+            "--size", "nano", "--steps", "2", "--batch-size", "4", "--lr", "1e-3", "--log-every", "1"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "run" / "train.json").read_text())
+    train, model = summary["train"], summary["model"]
+    assert (train["steps"], train["batch_size"], train["lr"]) == (2, 4, 1e-3)  # given on the command line
+    assert (train["eps"], train["betas"], train["weight_decay"], train["weight_decay_on"]) == (1e-6, [0.9, 0.98], 0.2, "all")
+    assert (train["min_lr_ratio"], train["grad_clip"], train["ckpt_every"]) == (0.0, 0.0, 10_000)
+    assert (model["n_layer"], model["dim"]) == (2, 64)  # --size nano over the preset's L
+    assert (model["rope"], model["rope_class"], model["class_dropout"], model["resid_dropout"]) == ("1d", "sequence", 0.1, 0.0)

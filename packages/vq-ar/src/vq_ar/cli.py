@@ -17,7 +17,7 @@ from vq_ar.config import LLAMAGEN_PARAMS, SIZES, ar_config
 from vq_ar.data import load_token_set
 from vq_ar.images import DecoderUnavailable, decode_tokens, image_grid, load_pixel_decoder, write_npy, write_png
 from vq_ar.model import count_parameters
-from vq_ar.presets import PRESETS
+from vq_ar.presets import PRESETS, ARPreset
 from vq_ar.sampling import SamplingConfig, generate
 from vq_ar.training import TrainConfig, train, train_loop
 from vq_ar.validation import complete_half, completion_match, teacher_forced_metrics
@@ -125,6 +125,16 @@ def sizes(vocab: int | None, classes: int | None, grid: int | None, show: str | 
         click.echo(f"{name:<22} {preset.size:<5} {preset.description}")
 
 
+def _with_preset(
+    preset: ARPreset, size: str, model_overrides: dict[str, Any], train_flags: dict[str, Any]
+) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """A preset's size, model fields and training settings, under whatever the command line gave explicitly."""
+    ctx = click.get_current_context()
+    given = {name for name in (*train_flags, "size") if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT}
+    train_fields = {**preset.train, **{k: v for k, v in train_flags.items() if k in given}}
+    return (size if "size" in given else preset.size), {**preset.model, **model_overrides}, train_fields
+
+
 def _resolved(name: str, vocab: int | None, classes: int | None, grid: int | None) -> dict[str, Any]:
     """A preset's three configs (its published token space unless given), or a size with default settings."""
     space = {"vocab_size": vocab, "num_classes": classes, "grid": (grid, grid) if grid else None}
@@ -155,11 +165,14 @@ def _resolved(name: str, vocab: int | None, classes: int | None, grid: int | Non
 @click.option("--stop-at", type=int, default=None, help="end this run after that step (resumable)")
 @click.option("--resume", is_flag=True, help="continue OUT/checkpoints/last.safetensors")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a model config field, e.g. rope=1d")
+@click.option("--preset", type=click.Choice(list(PRESETS)), default=None,
+              help="an upstream recipe (vq-ar sizes --show NAME): its size, model fields and training settings; flags given override it")
 @launch_options
 def train_cmd(
     data: str,
     out: str,
     size: str,
+    preset: str | None,
     stop_at: int | None,
     resume: bool,
     overrides: tuple[str, ...],
@@ -171,11 +184,14 @@ def train_cmd(
     **kw: Any,
 ) -> None:
     """Train on a token shard set; the model's vocabulary, classes and grid come from its manifest."""
+    model_overrides, train_fields = _parse_overrides(overrides), kw
+    if preset is not None:
+        size, model_overrides, train_fields = _with_preset(PRESETS[preset], size, model_overrides, kw)
     if asks_for_ray(ray_address, num_workers, gpus):
         if stop_at is not None:
             raise click.BadParameter("--stop-at is for in-process runs", param_hint="--stop-at")
-        loop = {"data": data, "out": out, "size": size, "model_overrides": _parse_overrides(overrides),
-                "train": TrainConfig(**kw).model_dump(mode="json"), "resume": resume}
+        loop = {"data": data, "out": out, "size": size, "model_overrides": model_overrides,
+                "train": TrainConfig(**train_fields).model_dump(mode="json"), "resume": resume}
         metrics = launch_command(train_loop, loop, out=out, name="vq-ar-train", ray_address=ray_address,
                                  num_workers=num_workers, gpus=gpus, max_failures=max_failures, storage_path=storage_path)
         click.echo(json.dumps({**metrics, "model": str(Path(out) / "model.safetensors")}))
@@ -184,8 +200,8 @@ def train_cmd(
         data,
         out,
         size=size,
-        model_overrides=_parse_overrides(overrides),
-        config=TrainConfig(**kw),
+        model_overrides=model_overrides,
+        config=TrainConfig(**train_fields),
         resume=resume,
         stop_at=stop_at,
     )
