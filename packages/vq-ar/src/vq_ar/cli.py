@@ -164,6 +164,7 @@ def _resolved(name: str, vocab: int | None, classes: int | None, grid: int | Non
 @click.option("--ckpt-every", type=int, default=1000, show_default=True)
 @click.option("--stop-at", type=int, default=None, help="end this run after that step (resumable)")
 @click.option("--resume", is_flag=True, help="continue OUT/checkpoints/last.safetensors")
+@click.option("--no-verify", is_flag=True, help="read the token shards without checking their sha256 against the manifest")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a model config field, e.g. rope=1d")
 @click.option("--preset", type=click.Choice(list(PRESETS)), default=None,
               help="an upstream recipe (vq-ar sizes --show NAME): its size, model fields and training settings; flags given override it")
@@ -175,6 +176,7 @@ def train_cmd(
     preset: str | None,
     stop_at: int | None,
     resume: bool,
+    no_verify: bool,
     overrides: tuple[str, ...],
     ray_address: str | None,
     num_workers: int,
@@ -191,7 +193,7 @@ def train_cmd(
         if stop_at is not None:
             raise click.BadParameter("--stop-at is for in-process runs", param_hint="--stop-at")
         loop = {"data": data, "out": out, "size": size, "model_overrides": model_overrides,
-                "train": TrainConfig(**train_fields).model_dump(mode="json"), "resume": resume}
+                "train": TrainConfig(**train_fields).model_dump(mode="json"), "resume": resume, "verify": not no_verify}
         metrics = launch_command(train_loop, loop, out=out, name="vq-ar-train", ray_address=ray_address,
                                  num_workers=num_workers, gpus=gpus, max_failures=max_failures, storage_path=storage_path)
         click.echo(json.dumps({**metrics, "model": str(Path(out) / "model.safetensors")}))
@@ -204,6 +206,7 @@ def train_cmd(
         config=TrainConfig(**train_fields),
         resume=resume,
         stop_at=stop_at,
+        verify=not no_verify,
     )
     click.echo(json.dumps({"step": result.step, **result.metrics, "model": str(result.model or result.checkpoint)}))
 
@@ -257,14 +260,17 @@ def sample(ckpt: str, classes: tuple[int, ...], per_class: int, out: str, tokens
 @click.option("--n", "num_completions", type=int, default=16, show_default=True, help="half-prefix completions")
 @click.option("--max-samples", type=int, default=None, help="teacher-forced samples (default: all)")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="write validate.json and completion images")
+@click.option("--no-verify", is_flag=True, help="read the token shards without checking their sha256 against the manifest")
 @_sampling_options
-def validate(ckpt: str, data: str, num_completions: int, max_samples: int | None, out: str | None, **kw: Any) -> None:
+def validate(
+    ckpt: str, data: str, num_completions: int, max_samples: int | None, out: str | None, no_verify: bool, **kw: Any
+) -> None:
     """Teacher-forced accuracy and half-prefix completion on real token sequences."""
     device = _device(kw["device"])
     loaded = _load_for_inference(ckpt, device, kw["precision"])
     manifest = open_manifest(data)
     loaded.check_manifest(manifest, where=Path(data) / "manifest.json")
-    token_set = load_token_set(data, manifest=manifest)
+    token_set = load_token_set(data, manifest=manifest, verify=not no_verify)
     metrics: dict[str, Any] = teacher_forced_metrics(loaded.model, token_set, batch_size=kw["batch_size"], max_samples=max_samples)
     count = min(num_completions, token_set.num_samples)
     truth = torch.from_numpy(token_set.tokens[:count, 0].astype(np.int64))

@@ -45,8 +45,15 @@ class TokenSet:
         return declared if declared > 0 else int(self.labels.max(initial=0)) + 1
 
 
-def load_token_set(directory: str | os.PathLike[str], *, manifest: Manifest | None = None) -> TokenSet:
-    """Read a complete token shard set; tokens.npy may be (h, w), (n,) or (variants, h, w)."""
+def load_token_set(
+    directory: str | os.PathLike[str], *, manifest: Manifest | None = None, verify: bool = True
+) -> TokenSet:
+    """Read a complete token shard set; tokens.npy may be (h, w), (n,) or (variants, h, w).
+
+    Every shard is checked against the manifest's sha256 and sample count while it streams (one read),
+    so a changed label or token is refused, naming the shard, before training sees it; ``verify=False``
+    skips the hash (``--no-verify``).
+    """
     directory = Path(directory)
     manifest = manifest or open_manifest(directory)
     if manifest.kind != "tokens" or manifest.tokenizer is None:
@@ -56,7 +63,7 @@ def load_token_set(directory: str | os.PathLike[str], *, manifest: Manifest | No
     rows: list[np.ndarray] = []
     labels: list[int] = []
     keys: list[str] = []
-    for sample in iter_samples(directory, manifest=manifest):
+    for sample in iter_samples(directory, manifest=manifest, verify=verify):
         key = sample["__key__"]
         if "tokens.npy" not in sample or "cls" not in sample:
             raise ManifestError(f"{directory}: sample {key} lacks 'tokens.npy' or 'cls' (fields: {sorted(sample)})")

@@ -187,6 +187,7 @@ def train(
     resume: bool = False,
     stop_at: int | None = None,
     session: Any | None = None,
+    verify: bool = True,
 ) -> TrainResult:
     """Train an AR model on the token shards in ``data``; write checkpoints and logs under ``out``.
 
@@ -194,6 +195,7 @@ def train(
     count and grid (``model_overrides`` change any field, e.g. dropout).  ``resume`` continues from
     ``out/checkpoints/last.safetensors`` when it exists; without it an existing checkpoint is an error.
     ``stop_at`` ends this invocation after that step (with a resumable checkpoint), for time-sliced jobs.
+    ``verify=False`` reads the shards without checking their sha256 (not a training setting: a resume may change it).
     """
     config = config or TrainConfig()
     data, out = Path(data), Path(out)
@@ -202,7 +204,7 @@ def train(
     ckpt_dir = out / CHECKPOINT_DIR
     last = ckpt_dir / LAST_CHECKPOINT
     manifest = open_manifest(data)
-    token_set = load_token_set(data, manifest=manifest)
+    token_set = load_token_set(data, manifest=manifest, verify=verify)
     restored = _load_resume_point(session, last, resume)
     if restored is not None:
         if model_config is not None and model_config != restored.config:
@@ -339,7 +341,7 @@ def _check_data_fits(config: ARConfig, token_set: TokenSet, data: Path) -> None:
 
 
 def train_loop(loop_config: dict[str, Any], session: Any) -> dict[str, float]:
-    """``vq_core.launch`` entry: ``{"data", "out", "size"?, "model"?, "train"?, "resume"?}`` -> final metrics."""
+    """``vq_core.launch`` entry: ``{"data", "out", "size"?, "model"?, "train"?, "resume"?, "verify"?}`` -> final metrics."""
     result = train(
         loop_config["data"],
         loop_config["out"],
@@ -349,5 +351,6 @@ def train_loop(loop_config: dict[str, Any], session: Any) -> dict[str, float]:
         config=TrainConfig.from_dict(loop_config.get("train", {}), source="train_loop config['train']"),
         resume=bool(loop_config.get("resume", False)),
         session=session,
+        verify=bool(loop_config.get("verify", True)),
     )
     return result.metrics
