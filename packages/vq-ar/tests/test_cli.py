@@ -93,11 +93,15 @@ def test_sample_writes_decoded_pngs_and_a_grid(trained: dict[str, Path]) -> None
     with torch.no_grad():
         expected = ((decoder.decode(torch.from_numpy(tokens).long()).clamp(-1, 1) + 1) * 127.5).round().byte()
     for i in range(4):
-        png = np.asarray(Image.open(out / f"class0002_{i:04d}.png"))
+        png = np.asarray(Image.open(out / "samples" / f"class0002_{i:04d}.png"))
         assert np.array_equal(png, expected[i].permute(1, 2, 0).numpy())
+    assert sorted(p.name for p in (out / "samples").iterdir()) == [f"class0002_{i:04d}.png" for i in range(4)]  # samples only
+    with np.load(out / "samples.npz") as batch:  # ADM's sample batch: arr_0 uint8 NHWC, arr_1 labels
+        assert np.array_equal(batch["arr_0"], expected.permute(0, 2, 3, 1).numpy()) and list(batch["arr_1"]) == [2] * 4
     grid = np.asarray(Image.open(out / "grid.png"))
     assert grid.shape == (2 + 2 * 18, 2 + 2 * 18, 3)  # 2x2 tiles of 16 px with 2 px padding
-    assert json.loads((out / "sample.json").read_text())["sampling"]["cfg_scale"] == 1.75
+    record = json.loads((out / "sample.json").read_text())
+    assert record["sampling"]["cfg_scale"] == 1.75 and record["samples_npz"] == "samples.npz" and record["samples_dir"] == "samples"
 
 
 def test_sample_refuses_a_decoder_of_another_token_space(trained: dict[str, Path]) -> None:

@@ -78,7 +78,28 @@ def test_rfid_against_reference_equals_against_originals(stub_tokenizer, photo_b
     against_orig = evaluate_reconstruction(stub_tokenizer, batches, metrics=["rfid"], inception=cheap_inception)
     assert against_ref["rfid"] == pytest.approx(against_orig["rfid"], rel=1e-6)
     assert against_ref["rfid_against"] == "reference val (5 images)"
-    assert set(against_ref) == {"num_images", "rfid", "rfid_against"}
+    assert against_ref["rfid_n"] == 5 and against_ref["rfid_n_reference"] == 5 and against_ref["rfid_resolution"] == "32x32"
+    assert against_ref["rfid_weights_sha256"] == cheap_inception.weights_sha256
+    assert against_ref["rfid_preprocessing"] == cheap_inception.preprocessing
+
+
+def test_rfid_reference_of_another_resolution_or_crop_is_refused(tmp_path, stub_tokenizer, cheap_inception, make_photos) -> None:
+    """rFID per split and resolution: a cache records its crop and size and scores only images made the same way."""
+    from vq_eval import ReferenceError, open_images
+    from vq_eval.generation import reference_from_images
+
+    make_photos(tmp_path / "val", 4, size=(48, 40))
+    reference = reference_from_images(cheap_inception, open_images(tmp_path / "val", image_size=32))
+    result = evaluate_reconstruction(stub_tokenizer, open_images(tmp_path / "val", image_size=32), metrics=["rfid"],
+                                     inception=cheap_inception, reference=reference)  # fmt: skip
+    assert result["rfid_resolution"] == "32x32" and result["rfid_transform"].startswith("resize shorter side to 32")
+    with pytest.raises(ReferenceError, match=r"resolution '16x16' differs from the reference's '32x32'"):
+        evaluate_reconstruction(stub_tokenizer, open_images(tmp_path / "val", image_size=16), metrics=["rfid"],
+                                inception=cheap_inception, reference=reference)  # fmt: skip
+    make_photos(tmp_path / "native", 4, size=(32, 32))
+    with pytest.raises(ReferenceError, match=r"transform 'none' differs from the reference's 'resize shorter side to 32"):
+        evaluate_reconstruction(stub_tokenizer, open_images(tmp_path / "native"), metrics=["rfid"], inception=cheap_inception,
+                                reference=reference)  # fmt: skip
 
 
 def test_quantisation_to_8_bit_levels(photo_batches) -> None:

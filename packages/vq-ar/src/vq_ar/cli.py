@@ -15,7 +15,7 @@ import torch
 from vq_ar.checkpoint import LoadedAR, load_ar
 from vq_ar.config import LLAMAGEN_PARAMS, SIZES, ar_config
 from vq_ar.data import load_token_set
-from vq_ar.images import DecoderUnavailable, decode_tokens, image_grid, load_pixel_decoder, write_npy, write_png
+from vq_ar.images import DecoderUnavailable, decode_tokens, image_grid, load_pixel_decoder, write_npy, write_png, write_samples
 from vq_ar.model import count_parameters
 from vq_ar.presets import PRESETS, ARPreset
 from vq_ar.sampling import SamplingConfig, generate
@@ -220,7 +220,7 @@ def train_cmd(
 @click.option("--no-cache", is_flag=True, help="recompute the prefix each step (reference path)")
 @_sampling_options
 def sample(ckpt: str, classes: tuple[int, ...], per_class: int, out: str, tokens_only: bool, no_cache: bool, **kw: Any) -> None:
-    """Sample images of the given classes; write PNGs, grid.png and tokens.npy."""
+    """Sample images of the given classes: samples/*.png and samples.npz (ADM batch), grid.png, tokens.npy."""
     device = _device(kw["device"])
     loaded = _load_for_inference(ckpt, device, kw["precision"])
     num_classes = loaded.config.num_classes
@@ -245,11 +245,8 @@ def sample(ckpt: str, classes: tuple[int, ...], per_class: int, out: str, tokens
         images = np.concatenate(
             [decode_tokens(decoder, t, loaded.config.grid) for t in tokens.split(kw["batch_size"])]
         )
-        for i, (image, label) in enumerate(zip(images, labels.tolist())):
-            write_png(out_dir / f"class{label:04d}_{i % per_class:04d}.png", image)
         columns = min(per_class, 16) if len(labels_list) > 1 else math.ceil(math.sqrt(len(images)))
-        write_png(out_dir / "grid.png", image_grid(images, columns=columns))
-        record["images"] = len(images)
+        record.update(write_samples(out_dir, images, labels.tolist(), per_class, columns), images=len(images))
     atomic_write_text(out_dir / "sample.json", json.dumps(record, indent=2) + "\n")
     click.echo(f"wrote {len(labels)} samples to {out_dir}")
 

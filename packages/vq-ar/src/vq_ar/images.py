@@ -1,4 +1,10 @@
-"""From sampled tokens to PNG files: find and verify the pixel decoder, decode, tile, write atomically.
+"""From sampled tokens to image files: find and verify the pixel decoder, decode, tile, write atomically.
+
+``vq-ar sample --out S`` lays its output out so that evaluators count samples and nothing else:
+``S/samples/`` holds one PNG per sample and nothing more, ``S/samples.npz`` the same images as an ADM
+sample batch (``arr_0`` uint8 (N, H, W, 3), ``arr_1`` labels - what guided-diffusion's evaluator and
+``vq-eval generation`` read), while ``grid.png``, ``tokens.npy`` and ``sample.json`` stay at the top
+level; ``sample.json`` names the batch (``samples_npz``) and folder (``samples_dir``).
 
 The decoder is the tokenizer (or pixel decoder) checkpoint named by the manifest the AR model was
 trained on, or one given explicitly.  Its ``token_space_hash`` (config and token-deciding weights) must
@@ -96,6 +102,30 @@ def write_png(path: str | os.PathLike[str], image: np.ndarray) -> Path:
     Image.fromarray(image).save(buffer, format="PNG")
     atomic_write_bytes(path, buffer.getvalue())
     return Path(path)
+
+
+SAMPLES_DIR = "samples"
+SAMPLES_NPZ = "samples.npz"
+
+
+def write_sample_batch(path: str | os.PathLike[str], images: np.ndarray, labels: np.ndarray) -> Path:
+    """ADM's sample batch: ``np.savez(path, images, labels)``, i.e. ``arr_0`` uint8 NHWC and ``arr_1``, atomically."""
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"sample batch {path}: images must be uint8 (N, H, W, 3), got {images.dtype} {images.shape}")
+    buffer = io.BytesIO()
+    np.savez(buffer, images, np.asarray(labels, dtype=np.int64))
+    atomic_write_bytes(path, buffer.getvalue())
+    return Path(path)
+
+
+def write_samples(out_dir: str | os.PathLike[str], images: np.ndarray, labels: list[int], per_class: int, columns: int) -> dict[str, str]:
+    """Write the samples (folder of PNGs and ADM ``.npz``) and, apart from them, ``grid.png``; return the record's fields."""
+    out_dir = Path(out_dir)
+    for i, (image, label) in enumerate(zip(images, labels)):
+        write_png(out_dir / SAMPLES_DIR / f"class{label:04d}_{i % per_class:04d}.png", image)
+    write_sample_batch(out_dir / SAMPLES_NPZ, images, np.asarray(labels))
+    write_png(out_dir / "grid.png", image_grid(images, columns=columns))
+    return {"samples_npz": SAMPLES_NPZ, "samples_dir": SAMPLES_DIR, "grid": "grid.png"}
 
 
 def write_npy(path: str | os.PathLike[str], array: np.ndarray) -> Path:

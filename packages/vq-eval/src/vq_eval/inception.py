@@ -362,7 +362,7 @@ def load_fid_inception(
     summation order (~1e-6 relative), which is why it is not the default.
     """
     weights = resolve_inception_weights(path)
-    model = FIDInceptionV3()
+    model = FIDInceptionV3(resize)
     state = read_state_dict(weights, "FID Inception weights")
     try:
         model.load_state_dict(state, strict=True)
