@@ -49,6 +49,7 @@ def _source_options(batch_size: int) -> Callable[[Callable[..., Any]], Callable[
             ),
             click.option("--batch-size", default=batch_size, show_default=True, type=click.IntRange(min=1)),
             click.option("--limit", type=click.IntRange(min=1), default=None, help="use only the first N images"),
+            click.option("--no-verify", is_flag=True, help="read image shards without checking their sha256 against the manifest"),
             click.option(
                 "--inception-weights",
                 type=click.Path(dir_okay=False),
@@ -98,6 +99,7 @@ def fid_cache_command(
     image_size: int | None,
     batch_size: int,
     limit: int | None,
+    no_verify: bool,
     inception_weights: str | None,
     device: str,
     channels_last: bool,
@@ -107,7 +109,7 @@ def fid_cache_command(
     from vq_eval.generation import reference_from_images
 
     with _user_errors():
-        batches = open_images(source, batch_size=batch_size, image_size=image_size, limit=limit)
+        batches = open_images(source, batch_size=batch_size, image_size=image_size, limit=limit, verify=not no_verify)
         inception = load_fid_inception(inception_weights, device=device, channels_last=channels_last, resize=resize or "pytorch-fid")  # type: ignore[arg-type]
         reference = reference_from_images(inception, batches, keep_features=features)
         reference.save(out_path)
@@ -134,6 +136,7 @@ def fid_command(
     image_size: int | None,
     batch_size: int,
     limit: int | None,
+    no_verify: bool,
     inception_weights: str | None,
     device: str,
     channels_last: bool,
@@ -144,7 +147,7 @@ def fid_command(
 
     with _user_errors():
         reference = ReferenceStats.load(ref_path)
-        batches = open_images(generated, batch_size=batch_size, image_size=image_size, limit=limit)
+        batches = open_images(generated, batch_size=batch_size, image_size=image_size, limit=limit, verify=not no_verify)
         reference.check_images(batches.meta, where="images")
         inception = load_fid_inception(inception_weights, device=device, channels_last=channels_last,
                                        resize=resize or reference.resize or "pytorch-fid")  # type: ignore[arg-type]  # fmt: skip
@@ -186,6 +189,7 @@ def generation_command(
     image_size: int | None,
     batch_size: int,
     limit: int | None,
+    no_verify: bool,
     inception_weights: str | None,
     device: str,
     channels_last: bool,
@@ -195,7 +199,7 @@ def generation_command(
     from vq_eval.generation import evaluate_samples, format_generation_table, load_reference, reference_resize
 
     with _user_errors():
-        batches = open_images(samples, batch_size=batch_size, image_size=image_size, limit=limit)
+        batches = open_images(samples, batch_size=batch_size, image_size=image_size, limit=limit, verify=not no_verify)
         chosen = resize or (reference_resize(ref_path) if ref_path else None) or "pytorch-fid"
         inception = load_fid_inception(inception_weights, device=device, channels_last=channels_last, resize=chosen)  # type: ignore[arg-type]
         reference = load_reference(ref_path, inception, batch_size=batch_size) if ref_path else None
@@ -259,6 +263,7 @@ def tokenizer_command(
     image_size: int | None,
     batch_size: int,
     limit: int | None,
+    no_verify: bool,
     inception_weights: str | None,
     device: str,
     channels_last: bool,
@@ -276,7 +281,7 @@ def tokenizer_command(
         if not model.can_decode and set(chosen) - {"usage"}:
             click.echo(f"{checkpoint}: {model.family} has no pixel decoder; reporting codebook usage only", err=True)
             chosen = ["usage"]
-        batches = open_images(source, batch_size=batch_size, image_size=image_size or model.image_size, limit=limit)
+        batches = open_images(source, batch_size=batch_size, image_size=image_size or model.image_size, limit=limit, verify=not no_verify)
         reference = ReferenceStats.load(ref_path) if ref_path else None
         if reference is not None and "rfid" in chosen:
             reference.check_images(batches.meta, where="images", transform=True)  # rFID: that split's crop and size only

@@ -58,6 +58,8 @@ class ImageBatches:
     meta: dict[str, Any] = field(default_factory=dict)
     rank: int = 0
     world_size: int = 1
+    verify: bool = True
+    """Check image shards against their manifest's sha256 while they stream (``--no-verify`` turns it off)."""
 
     @property
     def total(self) -> int:
@@ -83,7 +85,10 @@ class ImageBatches:
         remaining = max(0, min(share, self.total - self.rank * share))
         if remaining == 0:
             return
-        loader = image_loader(self.path, self.batch_size, self.image_size, train=False, rank=self.rank, world_size=self.world_size)
+        loader = image_loader(
+            self.path, self.batch_size, self.image_size, train=False, rank=self.rank, world_size=self.world_size,
+            verify=self.verify,
+        )
         for images, _labels in loader:
             yield images[:remaining]
             remaining -= min(remaining, images.shape[0])
@@ -135,6 +140,7 @@ def open_images(
     limit: int | None = None,
     rank: int | None = None,
     world_size: int | None = None,
+    verify: bool = True,
 ) -> ImageBatches:
     """Batches of a shard set or image folder at ``path``; see the module docstring for the rules.
 
@@ -169,7 +175,7 @@ def open_images(
             "transform": _transform(size),
             "resolution": f"{size}x{size}",
         }
-        return ImageBatches(path, "shards", batch_size, size, manifest.num_samples, limit, meta, rank, world_size)
+        return ImageBatches(path, "shards", batch_size, size, manifest.num_samples, limit, meta, rank, world_size, verify)
     files = list_images(path)
     if not files:
         raise SourceError(f"image folder {path} contains no images ({', '.join(IMAGE_SUFFIXES)})")

@@ -228,18 +228,26 @@ class ShardDataset(IterableDataset):
         )
         count_here = info is None
         batch: list[tuple[torch.Tensor, int, str]] = []
+        ready: tuple[Any, ...] | None = None
+        # A full batch waits for the next sample (or the stream's end): by then every shard it came from has
+        # been read to its end and verified, so even a consumer that stops after its last batch sees a mismatch.
         for position, sample, path in self._ordered(plan.shard_order, plan.start, plan.order):
+            if ready is not None:
+                yield self._deliver(ready, count_here)
+                ready = None
             where = f"{path}:{sample['__key__']}"
             batch.append(self.decoder(sample, sample_generator(self.seed, epoch, position), where))
             if len(batch) == self.batch_size:
-                if count_here:
-                    self.advance(1)
-                yield self._collate(batch)
-                batch = []
+                ready, batch = self._collate(batch), []
+        if ready is not None:
+            yield self._deliver(ready, count_here)
         if batch:
-            if count_here:
-                self.advance(1)
-            yield self._collate(batch)
+            yield self._deliver(self._collate(batch), count_here)
+
+    def _deliver(self, batch: tuple[Any, ...], count_here: bool) -> tuple[Any, ...]:
+        if count_here:
+            self.advance(1)
+        return batch
 
     def _ordered(
         self, shard_order: np.ndarray, start: int, order: np.ndarray
