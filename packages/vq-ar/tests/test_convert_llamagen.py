@@ -151,8 +151,10 @@ def release(tmp_path: Path) -> tuple[Path, dict[str, torch.Tensor]]:
 @pytest.fixture
 def converted(release, tmp_path: Path):  # noqa: ANN001, ANN201
     path, state = release
-    out = convert_llamagen(path, tmp_path / "out" / "model.safetensors", n_head=N_HEAD)
-    return load_ar(out), state
+    out, config = convert_llamagen(path, tmp_path / "out" / "model.safetensors", n_head=N_HEAD)
+    loaded = load_ar(out)
+    assert loaded.config == config
+    return loaded, state
 
 
 def test_converted_logits_equal_llamagens(converted) -> None:  # noqa: ANN001

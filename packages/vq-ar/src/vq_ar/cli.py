@@ -314,7 +314,6 @@ def convert_llamagen_cmd(checkpoint: str, out: str, **kw: Any) -> None:
     from vq_ar.convert_llamagen import convert_llamagen
     from vq_ar.training import FINAL_MODEL
 
-    path = convert_llamagen(checkpoint, Path(out) / FINAL_MODEL, **kw)
-    config = load_ar(path).config
+    path, config = convert_llamagen(checkpoint, Path(out) / FINAL_MODEL, **kw)
     click.echo(json.dumps({"model": str(path), "n_layer": config.n_layer, "dim": config.dim, "n_head": config.n_head,
                            "grid": list(config.grid), "vocab_size": config.vocab_size, "num_classes": config.num_classes}))

@@ -22,7 +22,7 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -177,6 +177,13 @@ def _tokenizer_info(tokenizer: str | os.PathLike[str] | None, config: ARConfig) 
     return tokenizer_info(model, tokenizer)
 
 
+class ConvertedAR(NamedTuple):
+    """Where the converted checkpoint went and the config read off the release."""
+
+    path: Path
+    config: ARConfig
+
+
 def convert_llamagen(
     checkpoint: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -187,8 +194,8 @@ def convert_llamagen(
     tokenizer: str | os.PathLike[str] | None = None,
     ema: bool = False,
     trust_pickle: bool = False,
-) -> Path:
-    """Write ``out`` (a vq-ar checkpoint file) from a LlamaGen c2i GPT release; returns its path.
+) -> ConvertedAR:
+    """Write ``out`` (a vq-ar checkpoint file) from a LlamaGen c2i GPT release.
 
     The file is read with ``torch.load(weights_only=True)`` and vq-core's allowlist (LlamaGen stores
     its argparse ``args``); ``trust_pickle`` unpickles it in full, for files one trusts.
@@ -203,7 +210,8 @@ def convert_llamagen(
     steps = payload.get("steps") if isinstance(payload, dict) else None
     dataset = DatasetInfo(name="imagenet", source=f"LlamaGen release {Path(checkpoint).name}", num_classes=config.num_classes)
     provenance = {"converted_from": {"format": "llamagen-gpt-c2i", "file": Path(checkpoint).name, "sha256": file_sha256(checkpoint), "ema": ema}}
-    return save_ar(
+    path = save_ar(
         out, model, tokenizer=_tokenizer_info(tokenizer, config), dataset=dataset,
         step=steps if isinstance(steps, int) else 0, state=provenance,
     )
+    return ConvertedAR(path, config)
