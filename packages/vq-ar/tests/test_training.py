@@ -101,10 +101,12 @@ class _RecordingSession:
     def __init__(self, restore: Path | None) -> None:
         self.rank, self.world_size, self.device = 0, 1, torch.device("cpu")
         self.restore = restore
-        self.reports: list[tuple[dict[str, Any], Path | None]] = []
+        self.reports: list[tuple[dict[str, Any], list[str] | None]] = []
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None = None) -> None:
-        self.reports.append((dict(metrics), checkpoint_dir))
+        """Record the metrics and the names of the files a checkpoint directory holds (Ray uploads them all)."""
+        files = sorted(p.name for p in checkpoint_dir.iterdir()) if checkpoint_dir is not None else None
+        self.reports.append((dict(metrics), files))
 
     @contextlib.contextmanager
     def restore_dir(self) -> Iterator[Path | None]:
@@ -118,7 +120,7 @@ def test_train_loop_restores_what_the_launcher_kept(tmp_path: Path, four_sequenc
     first = _RecordingSession(None)
     train_loop({**loop, "out": str(tmp_path / "first")}, first)
     assert [m["step"] for m, _ in first.reports] == [2, 4]
-    assert all(d == tmp_path / "first" / "checkpoints" for _, d in first.reports)
+    assert all(files == ["last.safetensors"] for _, files in first.reports)  # not previous.safetensors too
 
     # a restarted worker on a fresh disk gets the step-4 checkpoint back and extends the run to 6 steps
     extended = {**loop, "train": {**train_config, "steps": 6}}

@@ -17,7 +17,7 @@ import torch
 
 from vq_ar.config import ARConfig
 from vq_ar.model import ARTransformer
-from vq_core import CheckpointError, DatasetInfo, Manifest, TokenizerInfo, load_checkpoint, save_checkpoint
+from vq_core import CheckpointError, DatasetInfo, Manifest, TokenizerInfo, load_checkpoint, nonfinite_tensors, save_checkpoint
 
 FAMILY = "ar"
 
@@ -67,11 +67,17 @@ def save_ar(
 
 
 def load_ar(path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu") -> LoadedAR:
-    """Rebuild an AR model (eval mode) from a checkpoint written by :func:`save_ar`."""
+    """Rebuild an AR model (eval mode) from a checkpoint written by :func:`save_ar`; NaN/inf weights are refused."""
     ckpt = load_checkpoint(path, family=FAMILY, map_location=map_location)
     config = ARConfig.from_dict(ckpt.config, source=f"checkpoint {path}")
     if "tokenizer" not in ckpt.state or "dataset" not in ckpt.state:
         raise CheckpointError(f"checkpoint {path} does not record its tokenizer/dataset; it was not written by vq-ar")
+    bad = nonfinite_tensors(ckpt.model)
+    if bad:
+        raise CheckpointError(
+            f"checkpoint {path} holds NaN/inf weights ({', '.join(bad[:3])}): it comes from a diverged run; "
+            "use an earlier checkpoint or retrain with a lower --lr"
+        )
     model = ARTransformer(config)
     missing, unexpected = model.load_state_dict(ckpt.model, strict=False)
     if missing or unexpected:

@@ -21,7 +21,7 @@ from vq_ar.presets import PRESETS, ARPreset
 from vq_ar.sampling import SamplingConfig, generate
 from vq_ar.training import TrainConfig, train, train_loop
 from vq_ar.validation import complete_half, completion_match, teacher_forced_metrics
-from vq_core import CheckpointError, ManifestError, asks_for_ray, atomic_write_text, launch_command, launch_options
+from vq_core import CheckpointError, ManifestError, TrainingDivergedError, asks_for_ray, atomic_write_text, launch_command, launch_options
 from vq_data import open_manifest
 
 log = logging.getLogger("vq_ar")
@@ -33,7 +33,7 @@ class _FriendlyGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (ManifestError, CheckpointError, DecoderUnavailable, FileExistsError, FileNotFoundError) as err:
+        except (ManifestError, CheckpointError, TrainingDivergedError, DecoderUnavailable, FileExistsError, FileNotFoundError) as err:
             raise click.ClickException(str(err)) from err
 
 

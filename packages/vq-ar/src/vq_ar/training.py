@@ -21,6 +21,8 @@ import json
 import logging
 import math
 import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,13 +39,27 @@ from vq_ar.checkpoint import LoadedAR, load_ar, save_ar
 from vq_ar.config import ARConfig, ar_config
 from vq_ar.data import BatchOrder, TokenSet, load_token_set
 from vq_ar.model import ARTransformer
-from vq_core import ManifestError, StrictConfig, atomic_write_text, progress
+from vq_core import (
+    CheckpointError,
+    ManifestError,
+    StrictConfig,
+    append_metrics,
+    atomic_write_text,
+    divergence_error,
+    newest_finite_checkpoint,
+    nonfinite_tensors,
+    progress,
+    trim_metrics,
+)
+from vq_core.divergence import TrainingDivergedError
 from vq_data import open_manifest
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.safetensors"
+PREVIOUS_CHECKPOINT = "previous.safetensors"
+"""The checkpoint before ``last``: a resume falls back to it when ``last`` is unreadable."""
 FINAL_MODEL = "model.safetensors"
 METRICS_FILE = "metrics.jsonl"
 
@@ -130,13 +146,6 @@ class _Window:
         return {"loss": loss, "token_acc": accuracy}
 
 
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop log lines past the step a run resumes from (they will be logged again)."""
-    if path.is_file():
-        kept = [line for line in path.read_text(encoding="utf-8").splitlines() if json.loads(line)["step"] <= step]
-        atomic_write_text(path, "".join(line + "\n" for line in kept))
-
-
 def _step_seed(seed: int, rank: int, step: int) -> int:
     return int(np.random.SeedSequence([seed, rank, step]).generate_state(1)[0])
 
@@ -161,19 +170,77 @@ def _mean_across_ranks(values: dict[str, float], device: torch.device, world: in
 
 
 def _load_resume_point(session: Any | None, last: Path, resume: bool) -> LoadedAR | None:
-    """The checkpoint to continue from: what Ray kept for this worker (after a restart), else ``last``."""
+    """The checkpoint to continue from: what Ray kept for this worker (after a restart), else ``last``
+    (or ``previous`` when ``last`` is unreadable: the damaged file is moved aside, saying so)."""
     if session is not None and hasattr(session, "restore_dir"):
         with session.restore_dir() as restored:
             if restored is not None and (Path(restored) / LAST_CHECKPOINT).is_file():
                 log.info("restoring from the checkpoint the launcher kept (%s)", restored)
                 return load_ar(Path(restored) / LAST_CHECKPOINT, map_location="cpu")
-    if last.is_file():
-        if not resume:
-            raise FileExistsError(f"{last} exists; pass --resume to continue it or choose another --out")
+    previous = last.with_name(PREVIOUS_CHECKPOINT)
+    if not last.is_file() and not previous.is_file():
+        if resume:
+            log.info("no checkpoint at %s: starting from scratch", last)
+        return None
+    if not resume:
+        raise FileExistsError(f"{last} exists; pass --resume to continue it or choose another --out")
+    if not last.is_file():
+        log.warning("%s is missing (a run killed while rotating checkpoints?); resuming from %s", last, previous)
+        return load_ar(previous, map_location="cpu")
+    try:
         return load_ar(last, map_location="cpu")
-    if resume:
-        log.info("no checkpoint at %s: starting from scratch", last)
-    return None
+    except CheckpointError as err:
+        if not previous.is_file():
+            raise
+        damaged = last.with_name(last.name + ".damaged")
+        os.replace(last, damaged)
+        log.warning("%s; resuming from the checkpoint before it, %s (the damaged file is kept as %s)", err, previous, damaged)
+        return load_ar(previous, map_location="cpu")
+
+
+def _keep_previous(last: Path) -> None:
+    """Make the current ``last`` the ``previous`` checkpoint (a hard link: no copy) before a new one replaces it."""
+    if not last.is_file():
+        return
+    previous, tmp = last.with_name(PREVIOUS_CHECKPOINT), last.with_name(f".{PREVIOUS_CHECKPOINT}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(last, tmp)
+    except OSError:  # a filesystem without hard links
+        shutil.copy2(last, tmp)
+    os.replace(tmp, previous)
+
+
+def _report(session: Any, metrics: dict[str, float], checkpoint: Path | None) -> None:
+    """Report to the launcher; a new checkpoint goes in a directory holding only it (Ray uploads directories)."""
+    if checkpoint is None:
+        session.report(metrics, checkpoint_dir=None)
+        return
+    with tempfile.TemporaryDirectory(prefix="vq-ar-ckpt-") as tmp:
+        target = Path(tmp) / checkpoint.name
+        try:
+            os.link(checkpoint, target)
+        except OSError:
+            shutil.copy2(checkpoint, target)
+        session.report(metrics, checkpoint_dir=Path(tmp))
+
+
+def _diverged(step: int, what: str, ckpt_dir: Path) -> TrainingDivergedError:
+    newest = newest_finite_checkpoint([ckpt_dir / LAST_CHECKPOINT, ckpt_dir / PREVIOUS_CHECKPOINT], family="ar")
+    fix = "lower --lr (or raise --warmup-steps, lower --grad-clip) and --resume, or check the token data"
+    return divergence_error(step, what, newest, fix)
+
+
+def _guard(step: int, bad_loss: torch.Tensor, grad_norm: torch.Tensor, world: int, ckpt_dir: Path) -> None:
+    """Stop before the optimizer step when a loss or the gradient norm is NaN/inf on any rank (one sync a step)."""
+    flags = torch.stack([bad_loss.float(), (~torch.isfinite(grad_norm.detach())).float()])
+    if world > 1:
+        dist.all_reduce(flags)  # every rank stops together instead of hanging in the next all-reduce
+    loss_bad, grad_bad = flags.tolist()
+    if loss_bad:
+        raise _diverged(step, "the training loss is not finite on some rank", ckpt_dir)
+    if grad_bad:
+        raise _diverged(step, f"the gradient norm is not finite ({float(grad_norm):.4g}) on some rank", ckpt_dir)
 
 
 def train(
@@ -255,12 +322,20 @@ def train(
     assert tokenizer is not None
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
-        _truncate_metrics(out / METRICS_FILE, step)
+        trim_metrics(out / METRICS_FILE, step)  # lines past the resume step will be logged again
         summary = {"data": str(data), "model": model_config.model_dump(mode="json"), "train": config.model_dump(mode="json")}
         atomic_write_text(out / "train.json", json.dumps(summary, indent=2) + "\n")
 
+    def check_weights() -> None:
+        """Every rank (same weights under DDP) refuses to write NaN/inf weights, so all stop together."""
+        bad = nonfinite_tensors(model.state_dict())
+        if bad:
+            raise _diverged(step, f"weights {bad[:3]} are not finite after the update", ckpt_dir)
+
     def checkpoint(metrics: dict[str, float]) -> None:
+        check_weights()
         if is_main:
+            _keep_previous(last)
             state = {
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
@@ -278,6 +353,7 @@ def train(
     model.train()
     while step < end:
         torch.manual_seed(_step_seed(config.seed, rank, step))
+        bad_loss = torch.zeros((), device=device)
         for m in range(config.grad_accum):
             tokens, labels = order.batch(micro_batch, device)
             micro_batch += 1
@@ -289,7 +365,9 @@ def train(
                 loss, accuracy = token_loss(net, tokens, labels)
             (loss / config.grad_accum).backward()
             window.add(loss, accuracy)
+            bad_loss += ~torch.isfinite(loss.detach())
         grad_norm = nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip if config.grad_clip > 0 else math.inf)
+        _guard(step, bad_loss, grad_norm, world, ckpt_dir)  # before the optimizer touches the weights
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
@@ -308,17 +386,17 @@ def train(
             bar.set_postfix(loss=f"{metrics['loss']:.4f}", acc=f"{metrics['token_acc']:.3f}")
             if is_main:
                 log.info("step %d/%d loss %.4f token_acc %.4f", step, config.steps, metrics["loss"], metrics["token_acc"])
-                with open(out / METRICS_FILE, "a", encoding="utf-8") as handle:
-                    handle.write(json.dumps(metrics) + "\n")
+                append_metrics(out / METRICS_FILE, metrics)
         if save_now:
             checkpoint(metrics)
         if (log_now or save_now) and session is not None:
-            session.report(metrics or {"step": step}, checkpoint_dir=ckpt_dir if save_now else None)
+            _report(session, metrics or {"step": step}, last if save_now else None)
     bar.close()
 
     final = None
     if step >= config.steps:
         final = out / FINAL_MODEL
+        check_weights()
         if is_main:
             save_ar(final, model, tokenizer=tokenizer, dataset=dataset, step=step, state={"metrics": metrics})
     if world > 1:

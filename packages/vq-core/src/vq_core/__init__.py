@@ -2,6 +2,8 @@
 
 from vq_core.checkpoint import Checkpoint, CheckpointError, load_checkpoint, nonfinite_tensors, save_checkpoint
 from vq_core.checkpoint_upgrade import upgrade_checkpoint
+from vq_core.divergence import TrainingDivergedError, divergence_error, newest_finite_checkpoint
+from vq_core.metrics_log import append_metrics, trim_metrics
 from vq_core.foreign_checkpoint import UntrustedCheckpointError, load_foreign_checkpoint
 from vq_core.config import ConfigError, StrictConfig, config_hash
 from vq_core.io import atomic_write, atomic_write_bytes, atomic_write_text, file_sha256

@@ -93,7 +93,14 @@ def write_checkpoint(
     step: int = 0,
     state: dict[str, Any] | None = None,
 ) -> Path:
-    """:func:`save_checkpoint` for a config already in JSON form (``vq-core checkpoint upgrade`` keeps its hash)."""
+    """:func:`save_checkpoint` for a config already in JSON form (``vq-core checkpoint upgrade`` keeps its hash).
+
+    Weights holding NaN/inf are refused: a checkpoint is never the carrier of a diverged update."""
+    bad = nonfinite_tensors(model)
+    if bad:
+        raise CheckpointError(
+            f"refusing to write {path}: weights {bad[:5]} hold NaN/inf (a diverged run); resume from an earlier checkpoint"
+        )
     clash = [k for k in model if k.startswith(STATE_PREFIX)]
     if clash:
         raise CheckpointError(f"weight names may not start with {STATE_PREFIX!r} (reserved for training state): {clash[:3]}")

@@ -17,11 +17,13 @@ from pydantic import ValidationError
 
 from vq_core.checkpoint import CheckpointError
 from vq_core.config import ConfigError
+from vq_core.divergence import TrainingDivergedError
 from vq_core.manifest import ManifestError
 
 USER_ERRORS: tuple[type[BaseException], ...] = (
     ConfigError,
     CheckpointError,
+    TrainingDivergedError,
     ManifestError,
     ValidationError,
     FileNotFoundError,

@@ -5,14 +5,14 @@ grids differ), the student's forward (bf16 autocast on CUDA; the codebook's EMA/
 inside the quantizer in train mode), ``loss = (1 - cos) + codebook loss``, AdamW with BEiT v2's
 schedule (linear warmup, cosine decay to ``min_lr``; no weight decay on biases, norms, position
 embeddings, class tokens or codebook).  Checkpoints hold the weights, optimizer, RNG states and the teacher's
-config, so ``resume`` refuses a different teacher; a non-finite loss stops the run before the
-optimizer step.  Files in the output directory follow the conv trainer's layout (``step_*.safetensors``,
+config, so ``resume`` refuses a different teacher; a non-finite loss or gradient stops the run before
+the optimizer step and weights are checked before each checkpoint write (the conv trainer's guard and
+resume hygiene: truncated newest checkpoint -> the one before, ``metrics.jsonl`` trimmed).  Files in the output directory follow the conv trainer's layout (``step_*.safetensors``,
 ``tokenizer.safetensors``, ``metrics.jsonl``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -28,13 +28,26 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from pydantic import BaseModel, ConfigDict, Field
 
-from vq_core import CheckpointError, StrictConfig, config_hash, load_checkpoint
+from vq_core import CheckpointError, StrictConfig, append_metrics, config_hash, load_checkpoint, trim_metrics
+from vq_core.checkpoint import nonfinite_tensors
+from vq_core.divergence import divergence_error, newest_finite_checkpoint
 from vq_tokenizers.base import save_tokenizer
 from vq_tokenizers.teachers import Teacher, load_teacher, resample_grid
 from vq_tokenizers.train_job import deep_merge, restore_from_session, session_hook, session_rank_world
 from vq_tokenizers.training import ImageBatches
-from vq_tokenizers.training.checkpoints import FINAL_NAME, latest_checkpoint, prune_checkpoints, step_checkpoint_path
-from vq_tokenizers.training.trainer import default_device, distributed_rank_world
+from vq_tokenizers.training.checkpoints import (
+    FINAL_NAME,
+    latest_checkpoint,
+    prune_checkpoints,
+    step_checkpoint_path,
+    step_checkpoints,
+)
+from vq_tokenizers.training.trainer import (
+    NonFiniteLossError,
+    default_device,
+    distributed_rank_world,
+    load_newest_readable,
+)
 from vq_tokenizers.vqkd import VQKD, VQKDConfig, beit_quantizer, cosine_distance_loss
 
 log = logging.getLogger(__name__)
@@ -123,10 +136,6 @@ def vqkd_config_for(preset: str, teacher: Teacher, overrides: dict[str, Any] | N
     return config
 
 
-class NonFiniteLossError(RuntimeError):
-    """The VQ-KD loss became NaN/inf; the run stopped before the optimizer step."""
-
-
 class VQKDTrainer:
     """Distil ``teacher`` into ``model``'s tokens, writing checkpoints into ``checkpoint_dir``.
 
@@ -198,6 +207,7 @@ class VQKDTrainer:
         }
 
     def save_checkpoint(self) -> Path | None:
+        self._check_weights()
         if not self.is_main:
             return None
         path = step_checkpoint_path(self.checkpoint_dir, self.step)
@@ -207,17 +217,23 @@ class VQKDTrainer:
 
     def export(self) -> Path | None:
         """The tokenizer alone (with the teacher's config for provenance) as ``tokenizer.safetensors`` (rank 0)."""
+        self._check_weights()
         if not self.is_main:
             return None
         state = {"teacher": self.teacher.config.model_dump(mode="json")}
         return save_tokenizer(self.model, self.checkpoint_dir / FINAL_NAME, step=self.step, state=state)
 
     def resume(self, path: str | Path | None = None) -> bool:
-        """Continue from the latest (or the given) step checkpoint; False when there is none."""
-        path = Path(path) if path else latest_checkpoint(self.checkpoint_dir)
-        if path is None:
-            return False
-        ckpt = load_checkpoint(path, family=self.model.family, map_location=self.device)
+        """Continue from the latest (or the given) step checkpoint; False when there is none.
+
+        Without ``path`` an unreadable newest checkpoint falls back to the one before it (warning)."""
+        if path is not None:
+            path, ckpt = Path(path), load_checkpoint(path, family=self.model.family, map_location=self.device)
+        else:
+            found = load_newest_readable(self.checkpoint_dir, self.model.family, self.device)
+            if found is None:
+                return False
+            path, ckpt = found
         if ckpt.config_hash != self.model.config.config_hash():
             raise CheckpointError(
                 f"checkpoint {path} was trained with another vqkd config; resume with the same preset/overrides"
@@ -234,6 +250,8 @@ class VQKDTrainer:
         np.random.set_state(rng["numpy"])
         random.setstate(rng["python"])
         self.step = ckpt.step
+        if self.is_main:
+            trim_metrics(self.checkpoint_dir / "metrics.jsonl", self.step)
         log.info("resumed %s at step %d", path, self.step)
         return True
 
@@ -254,24 +272,39 @@ class VQKDTrainer:
             out = self.network(images)
         rec = cosine_distance_loss(out.prediction, target)
         loss = rec + out.quant_loss.float()
-        bad = (~torch.isfinite(loss.detach())).float()
-        if self.world_size > 1:
-            dist.all_reduce(bad)  # every rank stops together instead of hanging in the next all-reduce
-        if bad.item():
-            last = latest_checkpoint(self.checkpoint_dir)
-            raise NonFiniteLossError(
-                f"step {self.step}: VQ-KD loss is not finite on some rank (here rec={rec.item():.4g}, quant={out.quant_loss.item():.4g}); "
-                f"stopped before the optimizer step. Last good checkpoint: {last or 'none yet'}; lower lr or set grad_clip"
-            )
         for group in self.optimizer.param_groups:
             group["lr"] = self.config.lr_at(self.step)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        params = [p for p in self.model.parameters() if p.grad is not None]
         if self.config.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
+        else:
+            grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params]).to(self.device)
+        # one host sync per step, before the optimizer touches the weights; all ranks stop together
+        flags = torch.stack([(~torch.isfinite(loss.detach())).float(), (~torch.isfinite(grad_norm)).float()])
+        if self.world_size > 1:
+            dist.all_reduce(flags)
+        loss_bad, grad_bad = flags.tolist()
+        if loss_bad:
+            raise self._diverged(f"VQ-KD loss is not finite on some rank (here rec={rec.item():.4g}, quant={out.quant_loss.item():.4g})")
+        if grad_bad:
+            raise self._diverged(f"VQ-KD gradient norm is not finite ({float(grad_norm):.4g}) on some rank")
         self.optimizer.step()
         self._usage += torch.bincount(out.indices.flatten(), minlength=self.model.codebook_size)
         return {"loss": loss.detach(), "rec": rec.detach(), "quant": out.quant_loss.detach().float()}
+
+    def _check_weights(self) -> None:
+        """Refuse to write checkpoints of weights that hold NaN/inf (every rank checks: all stop together)."""
+        bad = nonfinite_tensors(self.model.state_dict())
+        if bad:
+            raise self._diverged(f"weights {bad[:3]} are not finite after the update")
+
+    def _diverged(self, what: str) -> NonFiniteLossError:
+        newest = newest_finite_checkpoint(
+            (p for _, p in reversed(step_checkpoints(self.checkpoint_dir))), family=self.model.family
+        )
+        return NonFiniteLossError(str(divergence_error(self.step, what, newest, "lower --lr, set grad_clip or check the input data")))
 
     def _log(self, seconds_per_step: float) -> dict[str, float]:
         """Loss terms averaged over steps (and ranks), code usage of all ranks; rank 0 appends them to metrics.jsonl."""
@@ -293,8 +326,7 @@ class VQKDTrainer:
         self._usage.zero_()
         if self.is_main:
             log.info("step %d: %s", self.step, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k != "step"))
-            with open(self.checkpoint_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(metrics) + "\n")
+            append_metrics(self.checkpoint_dir / "metrics.jsonl", metrics)
         return metrics
 
     def train(self) -> dict[str, float]:
@@ -302,6 +334,8 @@ class VQKDTrainer:
         if self.step == 0 and latest_checkpoint(self.checkpoint_dir) is not None:
             raise FileExistsError(f"{self.checkpoint_dir} already holds checkpoints; resume them or choose another output")
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        if self.is_main:
+            trim_metrics(self.checkpoint_dir / "metrics.jsonl", self.step)
         batches = self._batches()
         last: dict[str, float] = {}
         start, start_step = time.perf_counter(), self.step

@@ -7,14 +7,15 @@ discriminator is not (it runs twice per step, on real and fake batches separatel
 DDP's one-forward-one-backward bookkeeping does not allow), so its gradients are averaged by hand.
 Only rank 0 writes files.  Checkpoints hold everything a resume needs - weights, both optimizers, the
 discriminator, the EMA, the step, RNG states - so a resumed CPU run reproduces an uninterrupted one
-exactly.  A non-finite loss stops the run before the optimizer touches the weights, leaving the last
-good checkpoint as it was.
+exactly.  A non-finite loss or gradient stops the run before the optimizer touches the weights, and
+weights are checked before every checkpoint write, so no file carries a diverged update; the error
+names the newest checkpoint verified finite.  On resume a truncated newest checkpoint falls back to the
+one before it, and ``metrics.jsonl`` is trimmed to the resumed step.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import random
@@ -28,7 +29,9 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from vq_core import CheckpointError, load_checkpoint
+from vq_core import CheckpointError, append_metrics, divergence_error, load_checkpoint, newest_finite_checkpoint, trim_metrics
+from vq_core.checkpoint import Checkpoint, nonfinite_tensors
+from vq_core.divergence import TrainingDivergedError
 from vq_tokenizers.autoencoder import ConvVQTokenizer
 from vq_tokenizers.base import save_tokenizer
 from vq_tokenizers.images_io import reconstruction_grid, save_png
@@ -38,6 +41,7 @@ from vq_tokenizers.training.checkpoints import (
     latest_checkpoint,
     prune_checkpoints,
     step_checkpoint_path,
+    step_checkpoints,
 )
 from vq_tokenizers.training.config import TrainConfig
 from vq_tokenizers.training.ema import WeightEMA
@@ -48,8 +52,11 @@ Hook = Callable[[dict[str, float], "Path | None"], None]
 """Called on every rank with the logged metrics; the second argument is a new checkpoint (rank 0) or None."""
 
 
-class NonFiniteLossError(RuntimeError):
-    """A loss became NaN/inf; the run stopped before updating any weight."""
+class NonFiniteLossError(TrainingDivergedError):
+    """A loss, gradient or weight became NaN/inf; the run stopped before it reached the weights or a file."""
+
+
+FIX_DIVERGENCE = "lower --lr, set grad_clip (--train-set grad_clip=1.0) or check the input data"
 
 
 class ResumableBatches(Protocol):
@@ -71,6 +78,25 @@ def _epochs(loader: Iterable[Any]) -> Iterator[Any]:
             yield batch
         if empty:
             raise ValueError("the data loader yielded no batch in a whole epoch; is the dataset smaller than one batch?")
+
+
+def load_newest_readable(directory: Path, family: str, device: torch.device) -> tuple[Path, Checkpoint] | None:
+    """The newest step checkpoint in ``directory`` that loads, falling back past unreadable ones (warning)."""
+    found = step_checkpoints(directory)
+    errors: list[str] = []
+    for _, path in reversed(found):
+        try:
+            ckpt = load_checkpoint(path, family=family, map_location=device)
+        except CheckpointError as err:
+            errors.append(str(err))
+            log.warning("%s; falling back to the checkpoint before it", err)
+            continue
+        if errors:
+            log.warning("resuming from %s instead of the unreadable newer checkpoint(s)", path)
+        return path, ckpt
+    if errors:
+        raise CheckpointError(f"no step checkpoint in {directory} is readable: {errors[0]}")
+    return None
 
 
 def default_device(local_rank: int = 0) -> torch.device:
@@ -142,11 +168,18 @@ class Trainer:
         return self.rank == 0
 
     def resume(self, path: str | Path | None = None) -> bool:
-        """Load the latest (or the given) checkpoint; False when there is none to resume from."""
-        path = Path(path) if path else latest_checkpoint(self.checkpoint_dir)
-        if path is None:
-            return False
-        ckpt = load_checkpoint(path, family=self.model.family, map_location=self.device)
+        """Load the latest (or the given) checkpoint; False when there is none to resume from.
+
+        Without ``path`` an unreadable newest checkpoint (a truncated copy, a full disk) falls back to
+        the one before it, with a warning naming both.
+        """
+        if path is not None:
+            path, ckpt = Path(path), load_checkpoint(path, family=self.model.family, map_location=self.device)
+        else:
+            found = load_newest_readable(self.checkpoint_dir, self.model.family, self.device)
+            if found is None:
+                return False
+            path, ckpt = found
         if ckpt.config_hash != self.model.config.config_hash():
             raise CheckpointError(
                 f"checkpoint {path} was trained with another {self.model.family} config (hash {ckpt.config_hash}, "
@@ -173,6 +206,8 @@ class Trainer:
         if state.get("data") is not None and hasattr(self.data, "load_state_dict"):
             self.data.load_state_dict(state["data"])
         self.step = ckpt.step
+        if self.is_main:
+            trim_metrics(self.checkpoint_dir / "metrics.jsonl", self.step)
         log.info("resumed from %s at step %d", path, self.step)
         return True
 
@@ -207,6 +242,8 @@ class Trainer:
         }
 
     def save_checkpoint(self) -> Path | None:
+        """Write a step checkpoint (rank 0) once every rank has checked that the weights are finite."""
+        self._check_weights()
         if not self.is_main:
             return None
         path = step_checkpoint_path(self.checkpoint_dir, self.step)
@@ -217,6 +254,7 @@ class Trainer:
 
     def export(self, path: str | Path | None = None) -> Path | None:
         """Write the trained tokenizer alone (EMA weights when enabled), for tokenizing and evaluation."""
+        self._check_weights()
         if not self.is_main:
             return None
         path = Path(path) if path else self.checkpoint_dir / FINAL_NAME
@@ -254,6 +292,8 @@ class Trainer:
                 f"{self.checkpoint_dir} already holds checkpoints; resume them (--resume) or choose another --out"
             )
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        if self.is_main:
+            trim_metrics(self.checkpoint_dir / "metrics.jsonl", self.step)
         batches = self._batches()
         last: dict[str, float] = {}
         start = time.perf_counter()
@@ -295,36 +335,41 @@ class Trainer:
         self.g_optimizer.zero_grad(set_to_none=True)
         micro = [images.contiguous(memory_format=self.memory_format) for images in micro]
         recons = []
+        bad_loss = torch.zeros((), device=self.device)
         for i, images in enumerate(micro):
             sync = i == len(micro) - 1 or not isinstance(self.network, DistributedDataParallel)
             with contextlib.nullcontext() if sync else self.network.no_sync():
                 with self._autocast():
                     out = self.network(images)
                     loss, logs = self.loss.generator(images, out.recon, out.quant_loss, self.model.last_layer, with_gan=with_gan)
-                self._check_finite(loss, "generator loss", logs)
+                bad_loss += ~torch.isfinite(loss.detach())
                 (loss / len(micro)).backward()
             recons.append(out.recon.detach())
             self._accumulate(logs, out.indices)
-        self._clip(self.model.parameters())
+        self._guard("generator", bad_loss, self._clip(self.model.parameters()), logs)
         self.g_optimizer.step()
 
         if with_gan:
             self.d_optimizer.zero_grad(set_to_none=True)
+            bad_loss = torch.zeros((), device=self.device)
             for images, recon in zip(micro, recons):
                 with self._autocast():
                     d_loss, d_logs = self.loss.discriminator_loss(images, recon)
-                self._check_finite(d_loss, "discriminator loss", d_logs)
+                bad_loss += ~torch.isfinite(d_loss.detach())
                 (d_loss / len(micro)).backward()
                 self._accumulate(d_logs, None)
             self._average_discriminator_grads()
-            self._clip(self.discriminator.parameters())
+            self._guard("discriminator", bad_loss, self._clip(self.discriminator.parameters()), d_logs)
             self.d_optimizer.step()
         if self.ema is not None:
             self.ema.update(self.model)
 
-    def _clip(self, params: Iterable[torch.nn.Parameter]) -> None:
+    def _clip(self, params: Iterable[torch.nn.Parameter]) -> torch.Tensor:
+        """Clip to ``grad_clip`` (when set); the total gradient norm before clipping, on the device."""
+        params = [p for p in params if p.grad is not None]
         if self.config.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(list(params), self.config.grad_clip)
+            return torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
+        return torch.nn.utils.get_total_norm([p.grad for p in params]).to(self.device)
 
     def _average_discriminator_grads(self) -> None:
         if self.world_size == 1:
@@ -338,17 +383,37 @@ class Trainer:
             g.copy_(flat[offset : offset + g.numel()].view_as(g))
             offset += g.numel()
 
-    def _check_finite(self, loss: torch.Tensor, what: str, logs: dict[str, torch.Tensor]) -> None:
-        bad = (~torch.isfinite(loss.detach())).float()
+    def _guard(self, what: str, bad_loss: torch.Tensor, grad_norm: torch.Tensor, logs: dict[str, torch.Tensor]) -> None:
+        """Stop before ``what``'s optimizer step when a loss or the gradient norm is NaN/inf on any rank.
+
+        One host sync per optimizer step: the flags stay on the device until this check.
+        """
+        flags = torch.stack([bad_loss.float(), (~torch.isfinite(grad_norm.detach())).float().to(bad_loss.device)])
         if self.world_size > 1:
-            dist.all_reduce(bad)  # every rank stops together instead of hanging in the next all-reduce
-        if bad.item():
+            dist.all_reduce(flags)  # every rank stops together instead of hanging in the next all-reduce
+        loss_bad, grad_bad = flags.tolist()
+        if loss_bad:
             parts = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in logs.items())
-            last = latest_checkpoint(self.checkpoint_dir)
-            raise NonFiniteLossError(
-                f"step {self.step}: {what} is not finite ({parts}) on some rank; stopped before updating weights. "
-                f"Last good checkpoint: {last or 'none yet'}; lower lr, enable grad_clip or check the input data"
-            )
+            raise self._diverged(f"{what} loss is not finite ({parts}) on some rank")
+        if grad_bad:
+            raise self._diverged(f"{what} gradient norm is not finite ({float(grad_norm):.4g}) on some rank")
+
+    def _check_weights(self) -> None:
+        """Refuse to write checkpoints of weights that hold NaN/inf (every rank checks: all stop together)."""
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        tensors.update({f"discriminator.{k}": v for k, v in self.discriminator.state_dict().items()})
+        if self.ema is not None:
+            tensors.update({f"ema.{k}": v for k, v in self.ema.state_dict().items()})
+        bad = nonfinite_tensors(tensors)
+        if bad:
+            raise self._diverged(f"weights {bad[:3]} are not finite after the update")
+
+    def _diverged(self, what: str) -> NonFiniteLossError:
+        newest = newest_finite_checkpoint(
+            (p for _, p in reversed(step_checkpoints(self.checkpoint_dir))), family=self.model.family
+        )
+        error = divergence_error(self.step, what, newest, FIX_DIVERGENCE)
+        return NonFiniteLossError(str(error))
 
     # --- metrics, samples, reports -------------------------------------------------------------
     def _accumulate(self, logs: dict[str, torch.Tensor], indices: torch.Tensor | None) -> None:
@@ -383,8 +448,7 @@ class Trainer:
         self._sums, self._counts, self._usage = {}, {}, None
         if self.is_main:
             log.info("step %d: %s", self.step, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k != "step"))
-            with open(self.checkpoint_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(metrics) + "\n")
+            append_metrics(self.checkpoint_dir / "metrics.jsonl", metrics)
         return metrics
 
     @torch.no_grad()
