@@ -15,6 +15,7 @@ import torch
 from vq_ar.checkpoint import LoadedAR, load_ar
 from vq_ar.config import LLAMAGEN_PARAMS, SIZES, ar_config
 from vq_ar.data import load_token_set
+from vq_ar.ema import ema_weights_into
 from vq_ar.images import DecoderUnavailable, decode_tokens, image_grid, load_pixel_decoder, write_npy, write_png, write_samples
 from vq_ar.model import count_parameters
 from vq_ar.presets import PRESETS, ARPreset
@@ -42,8 +43,14 @@ def _device(name: str | None) -> torch.device:
 
 
 def _load_for_inference(ckpt: str, device: torch.device, precision: str) -> LoadedAR:
-    """Load a checkpoint onto ``device``; bf16 weights (and KV cache) on CUDA unless fp32 is asked for."""
+    """Load a checkpoint onto ``device``; bf16 weights (and KV cache) on CUDA unless fp32 is asked for.
+
+    A training checkpoint of a run with weight EMA samples with the averaged weights (the final
+    model.safetensors of such a run already holds them).
+    """
     loaded = load_ar(ckpt, map_location=device)
+    if ema_weights_into(loaded.model, loaded.state):
+        log.info("sampling %s with its EMA weights", ckpt)
     if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
         loaded.model.to(torch.bfloat16)
     return loaded
@@ -162,6 +169,7 @@ def _resolved(name: str, vocab: int | None, classes: int | None, grid: int | Non
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--log-every", type=int, default=50, show_default=True)
 @click.option("--ckpt-every", type=int, default=1000, show_default=True)
+@click.option("--ema-decay", type=float, default=0.0, show_default=True, help="weight EMA (LlamaGen's --ema: 0.9999); 0 = off")
 @click.option("--stop-at", type=int, default=None, help="end this run after that step (resumable)")
 @click.option("--resume", is_flag=True, help="continue OUT/checkpoints/last.safetensors")
 @click.option("--no-verify", is_flag=True, help="read the token shards without checking their sha256 against the manifest")

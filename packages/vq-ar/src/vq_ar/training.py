@@ -38,6 +38,7 @@ from torch import nn
 from vq_ar.checkpoint import LoadedAR, load_ar, save_ar
 from vq_ar.config import ARConfig, ar_config
 from vq_ar.data import BatchOrder, TokenSet, load_token_set
+from vq_ar.ema import WeightEMA
 from vq_ar.model import ARTransformer
 from vq_core import (
     CheckpointError,
@@ -86,6 +87,11 @@ class TrainConfig(StrictConfig):
     seed: int = 0
     log_every: int = Field(default=50, gt=0)
     ckpt_every: int = Field(default=1000, gt=0)
+    ema_decay: float = Field(
+        default=0.0, ge=0, lt=1,
+        description="weight EMA after every optimizer step, LlamaGen's --ema (0.9999); 0 = off. The final model "
+        "holds the averaged weights; training checkpoints keep the raw ones plus the average",
+    )
 
 
 @dataclass
@@ -312,6 +318,11 @@ def train(
         scheduler.load_state_dict(restored.state["scheduler"])
         step, micro_batch = restored.step, int(restored.state["data_position"]["micro_batch"])
         log.info("resumed %s at step %d", restored.path, step)
+    ema = WeightEMA(model, config.ema_decay) if config.ema_decay > 0 else None
+    if ema is not None and restored is not None:
+        if "ema" not in restored.state:
+            raise ValueError(f"{restored.path} has no EMA weights to resume with ema_decay {config.ema_decay}; resume without it")
+        ema.load_state_dict(restored.state["ema"])
     net: nn.Module = model
     if world > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -343,6 +354,8 @@ def train(
                 "train": config.model_dump(mode="json"),
                 "metrics": metrics,
             }
+            if ema is not None:
+                state["ema"] = ema.state_dict()
             save_ar(last, model, tokenizer=tokenizer, dataset=dataset, step=step, state=state)
 
     end = config.steps if stop_at is None else min(stop_at, config.steps)
@@ -369,6 +382,8 @@ def train(
         grad_norm = nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip if config.grad_clip > 0 else math.inf)
         _guard(step, bad_loss, grad_norm, world, ckpt_dir)  # before the optimizer touches the weights
         optimizer.step()
+        if ema is not None:
+            ema.update(model)
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
@@ -398,7 +413,9 @@ def train(
         final = out / FINAL_MODEL
         check_weights()
         if is_main:
-            save_ar(final, model, tokenizer=tokenizer, dataset=dataset, step=step, state={"metrics": metrics})
+            weights = {"metrics": metrics} if ema is None else {"metrics": metrics, "weights": "ema", "ema_decay": ema.decay}
+            save_ar(final, model if ema is None else ema.averaged_copy(model), tokenizer=tokenizer, dataset=dataset,
+                    step=step, state=weights)
     if world > 1:
         dist.barrier()
     return TrainResult(step=step, metrics=metrics, checkpoint=last, model=final)
