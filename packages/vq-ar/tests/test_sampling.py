@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from vq_ar import ARTransformer, SamplingConfig, ar_config, generate, next_token_probs
+from vq_ar import ARTransformer, SamplingConfig, ar_config, filter_top_p, generate, next_token_probs
 
 
 @pytest.fixture
@@ -143,3 +143,17 @@ def test_cfg_interval_guides_tokens_zero_to_interval_plus_one(model: ARTransform
     expected = torch.cat([guided[:, : interval + 2], cond.argmax(-1)[:, interval + 2 :]], dim=1)
     assert torch.equal(tokens, expected)
     assert not torch.equal(guided[:, : interval + 2], cond.argmax(-1)[:, : interval + 2])  # the guidance mattered
+
+
+def test_top_p_keeps_the_same_set_as_llamagens_filter_even_at_the_boundary() -> None:
+    """LlamaGen's (Hugging Face's) filter removes rank j iff cumsum(softmax(sorted))[j - 1] > p.  With p set to
+    one of those cumulative masses exactly, 'mass above < p' and recomputed masses would disagree."""
+    logits = torch.randn(6, 40, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 2
+    for row in logits:
+        sorted_logits, order = torch.sort(row, descending=True)
+        cumulative = sorted_logits.softmax(-1).cumsum(-1)
+        for k in (0, 3, 10):
+            p = float(cumulative[k])
+            expected = torch.zeros(40, dtype=torch.bool)
+            expected[order[: k + 2]] = True  # ranks 0..k+1: rank k+1 is removed only if cumulative[k] > p
+            assert torch.equal(torch.isfinite(filter_top_p(row[None], p))[0], expected), (k, p)
