@@ -52,3 +52,53 @@ def test_missing_and_wrong_files_are_named(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv(LPIPS_BACKBONE_ENV, str(tmp_path / "absent.pth"))
     with pytest.raises(WeightsNotFoundError, match=r"absent\.pth \(from \$VQ_LPIPS_BACKBONE\)"):
         load_lpips("alex")
+
+
+def _lpips_by_hand(features: torch.nn.Sequential, heads: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """LPIPS v0.1 from its definition (Zhang et al. 2018), on torchvision's VGG-16 trunk.
+
+    Inputs shifted/scaled to ImageNet statistics, features at relu1_2, relu2_2, relu3_3, relu4_3 and
+    relu5_3 unit-normalised over channels, squared differences weighted per channel by the heads,
+    averaged over space, summed over layers.
+    """
+    shift = torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1)
+    scale = torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1)
+    ends = [4, 9, 16, 23, 30]  # after each of the five ReLUs above
+    total = torch.zeros(x.shape[0])
+    fx, fy = (x - shift) / scale, (y - shift) / scale
+    start = 0
+    for layer, end in enumerate(ends):
+        fx, fy = features[start:end](fx), features[start:end](fy)
+        start = end
+        nx = fx / (fx.square().sum(1, keepdim=True).sqrt() + 1e-10)
+        ny = fy / (fy.square().sum(1, keepdim=True).sqrt() + 1e-10)
+        weighted = ((nx - ny).square() * heads[f"lin{layer}.model.1.weight"].view(1, -1, 1, 1)).sum(1)
+        total += weighted.mean((1, 2))
+    return total
+
+
+def test_vgg_backbone_equals_lpips_by_hand_on_the_same_random_weights(tmp_path: Path) -> None:
+    """The seed reports VGG LPIPS: the VGG trunk read from torchvision's file layout gives the textbook value."""
+    import torchvision
+
+    generator = torch.Generator().manual_seed(0)
+    vgg = torchvision.models.vgg16(weights=None).features.eval()
+    with torch.no_grad():
+        for module in vgg:
+            if isinstance(module, torch.nn.Conv2d):
+                module.weight.copy_(torch.randn(module.weight.shape, generator=generator) * (2 / module.weight[0].numel()) ** 0.5)
+                module.bias.copy_(torch.randn(module.bias.shape, generator=generator) * 0.01)
+    backbone = tmp_path / "vgg16-397923af.pth"
+    torch.save({f"features.{k}": v for k, v in vgg.state_dict().items()}, backbone)  # torchvision's key names
+    heads = {f"lin{i}.model.1.weight": torch.rand(1, c, 1, 1, generator=generator) for i, c in enumerate([64, 128, 256, 512, 512])}
+    linear = tmp_path / "vgg.pth"
+    torch.save(heads, linear)
+    model = load_lpips("vgg", backbone_weights=backbone, linear_weights=linear)
+    assert model.pnet_type == "vgg" and len(model.backbone_sha256) == 64
+    x = torch.rand(2, 3, 32, 32, generator=generator) * 2 - 1
+    y = (x + 0.2 * torch.randn(x.shape, generator=generator)).clamp(-1, 1)
+    with torch.inference_mode():
+        got = model(x, y).flatten()
+        expected = _lpips_by_hand(vgg, heads, x, y)
+    assert expected.min() > 0
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-7)
