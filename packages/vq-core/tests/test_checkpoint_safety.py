@@ -48,14 +48,17 @@ class Payload:
 
 
 def hostile_files(tmp_path: Path) -> tuple[Path, list[Path]]:
-    """The same code-running payload as a zip torch.save, a legacy torch.save and a bare pickle."""
+    """The same code-running payload as a zip torch.save, a legacy torch.save, a bare pickle, and a
+    torch.save named like ours (torch 2.14's ``torch.load`` would pick a reader by that extension)."""
     marker = tmp_path / "MARKER"
     evil = {"format": 1, "family": "vqgan", "config": {}, "config_hash": "x", "model": {}, "step": 0, "state": {"x": Payload(marker)}}
     zipped, legacy, bare = tmp_path / "evil.pt", tmp_path / "evil_legacy.pt", tmp_path / "evil.pkl"
     torch.save(evil, zipped)
     torch.save(evil, legacy, _use_new_zipfile_serialization=False)
     bare.write_bytes(pickle.dumps(evil))
-    return marker, [zipped, legacy, bare]
+    disguised = tmp_path / "evil.safetensors"
+    torch.save(evil, disguised)
+    return marker, [zipped, legacy, bare, disguised]
 
 
 def test_the_payload_really_runs_when_unpickled(tmp_path: Path) -> None:
@@ -83,7 +86,7 @@ def test_foreign_loader_refuses_payloads_naming_the_globals(tmp_path: Path) -> N
             load_foreign_checkpoint(path)
         message = str(info.value)
         assert "\n" not in message and str(path) in message and "--trust-pickle" in message
-        if path.suffix == ".pt":  # torch.save files name the global; a bare pickle fails on its opcode
+        if path.suffix != ".pkl":  # torch.save files name the global; a bare pickle fails on its opcode
             assert "posix.system" in message
     assert not marker.exists()
 

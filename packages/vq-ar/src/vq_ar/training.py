@@ -231,10 +231,10 @@ def _report(session: Any, metrics: dict[str, float], checkpoint: Path | None) ->
         session.report(metrics, checkpoint_dir=Path(tmp))
 
 
-def _diverged(step: int, what: str, ckpt_dir: Path) -> TrainingDivergedError:
+def _diverged(step: int, what: str, ckpt_dir: Path, stopped: str = "before updating the weights") -> TrainingDivergedError:
     newest = newest_finite_checkpoint([ckpt_dir / LAST_CHECKPOINT, ckpt_dir / PREVIOUS_CHECKPOINT], family="ar")
     fix = "lower --lr (or raise --warmup-steps, lower --grad-clip) and --resume, or check the token data"
-    return divergence_error(step, what, newest, fix)
+    return divergence_error(step, what, newest, fix, stopped=stopped)
 
 
 def _guard(step: int, bad_loss: torch.Tensor, grad_norm: torch.Tensor, world: int, ckpt_dir: Path) -> None:
@@ -341,7 +341,7 @@ def train(
         """Every rank (same weights under DDP) refuses to write NaN/inf weights, so all stop together."""
         bad = nonfinite_tensors(model.state_dict())
         if bad:
-            raise _diverged(step, f"weights {bad[:3]} are not finite after the update", ckpt_dir)
+            raise _diverged(step, f"weights {bad[:3]} are not finite after the update", ckpt_dir, stopped="before writing them")
 
     def checkpoint(metrics: dict[str, float]) -> None:
         check_weights()

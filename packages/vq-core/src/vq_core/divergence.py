@@ -59,7 +59,9 @@ def newest_finite_checkpoint(newest_first: Iterable[Path], *, family: str | None
     return None
 
 
-def divergence_error(step: int, what: str, newest: Path | None, fix: str) -> TrainingDivergedError:
+def divergence_error(
+    step: int, what: str, newest: Path | None, fix: str, *, stopped: str = "before updating the weights"
+) -> TrainingDivergedError:
     """The one-line error of a stopped run: what went non-finite, where to resume, what to change."""
-    where = f"newest finite checkpoint (verified): {newest}" if newest else "no finite checkpoint was written yet"
-    return TrainingDivergedError(f"step {step}: {what}; stopped before updating the weights. {where}; {fix}")
+    where = f"Newest finite checkpoint (verified): {newest}" if newest else "No finite checkpoint was written yet"
+    return TrainingDivergedError(f"step {step}: {what}; stopped {stopped}. {where}; {fix}")

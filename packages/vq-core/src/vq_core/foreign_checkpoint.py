@@ -83,15 +83,18 @@ def load_foreign_checkpoint(
             return load_file(path, device=str(map_location))
         except SafetensorError as err:
             raise CheckpointError(f"checkpoint {path} is an unreadable safetensors file ({err})") from err
+    # torch.load is handed an open file, never the name: torch 2.14 picks its safetensors reader by extension
     if trust_pickle:
         try:
-            return torch.load(path, map_location=map_location, weights_only=False)
+            with open(path, "rb") as handle:
+                return torch.load(handle, map_location=map_location, weights_only=False)
         except Exception as err:  # torch raises many types for truncated/corrupt files
             raise CheckpointError(f"checkpoint {path} is unreadable ({type(err).__name__}: {err})") from err
     try:
         with torch.serialization.safe_globals(allowed_globals()), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            return torch.load(path, map_location=map_location, weights_only=True)
+            with open(path, "rb") as handle:
+                return torch.load(handle, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - the weights-only unpickler raises UnpicklingError, truncation others
         needed = _unsafe_globals(path, err)
         if needed:
@@ -107,8 +110,8 @@ def _unsafe_globals(path: Path, err: BaseException) -> list[str]:
     if not isinstance(err, pickle.UnpicklingError):
         return []
     try:
-        with torch.serialization.safe_globals(allowed_globals()):
-            names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        with torch.serialization.safe_globals(allowed_globals()), open(path, "rb") as handle:
+            names = torch.serialization.get_unsafe_globals_in_checkpoint(handle)
     except Exception:  # noqa: BLE001 - legacy (non-zip) files cannot be scanned; fall back to the error text
         names = []
     names = names or re.findall(r"GLOBAL ([\w.]+)", str(err))

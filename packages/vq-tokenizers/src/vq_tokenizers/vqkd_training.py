@@ -298,13 +298,14 @@ class VQKDTrainer:
         """Refuse to write checkpoints of weights that hold NaN/inf (every rank checks: all stop together)."""
         bad = nonfinite_tensors(self.model.state_dict())
         if bad:
-            raise self._diverged(f"weights {bad[:3]} are not finite after the update")
+            raise self._diverged(f"weights {bad[:3]} are not finite after the update", stopped="before writing them")
 
-    def _diverged(self, what: str) -> NonFiniteLossError:
+    def _diverged(self, what: str, stopped: str = "before updating the weights") -> NonFiniteLossError:
         newest = newest_finite_checkpoint(
             (p for _, p in reversed(step_checkpoints(self.checkpoint_dir))), family=self.model.family
         )
-        return NonFiniteLossError(str(divergence_error(self.step, what, newest, "lower --lr, set grad_clip or check the input data")))
+        fix = "lower --lr, set grad_clip or check the input data"
+        return NonFiniteLossError(str(divergence_error(self.step, what, newest, fix, stopped=stopped)))
 
     def _log(self, seconds_per_step: float) -> dict[str, float]:
         """Loss terms averaged over steps (and ranks), code usage of all ranks; rank 0 appends them to metrics.jsonl."""

@@ -406,13 +406,13 @@ class Trainer:
             tensors.update({f"ema.{k}": v for k, v in self.ema.state_dict().items()})
         bad = nonfinite_tensors(tensors)
         if bad:
-            raise self._diverged(f"weights {bad[:3]} are not finite after the update")
+            raise self._diverged(f"weights {bad[:3]} are not finite after the update", stopped="before writing them")
 
-    def _diverged(self, what: str) -> NonFiniteLossError:
+    def _diverged(self, what: str, stopped: str = "before updating the weights") -> NonFiniteLossError:
         newest = newest_finite_checkpoint(
             (p for _, p in reversed(step_checkpoints(self.checkpoint_dir))), family=self.model.family
         )
-        error = divergence_error(self.step, what, newest, FIX_DIVERGENCE)
+        error = divergence_error(self.step, what, newest, FIX_DIVERGENCE, stopped=stopped)
         return NonFiniteLossError(str(error))
 
     # --- metrics, samples, reports -------------------------------------------------------------
