@@ -104,9 +104,12 @@ class PaletteTokenizer(nn.Module):
         means = nn.functional.avg_pool2d(images, self.patch).permute(0, 2, 3, 1)  # (B, h, w, 3)
         return torch.cdist(means.reshape(-1, 3), self.palette).argmin(dim=1).view(means.shape[:3])
 
+    def dequantize(self, indices: torch.Tensor) -> torch.Tensor:
+        """Token ids (B, h, w) -> their colours (B, 3, h, w): the "code vectors" a linear probe reads."""
+        return self.palette[indices].permute(0, 3, 1, 2)
+
     def decode(self, indices: torch.Tensor) -> torch.Tensor:
-        colours = self.palette[indices].permute(0, 3, 1, 2)
-        return colours.repeat_interleave(self.patch, dim=2).repeat_interleave(self.patch, dim=3)
+        return self.dequantize(indices).repeat_interleave(self.patch, dim=2).repeat_interleave(self.patch, dim=3)
 
 
 @pytest.fixture

@@ -308,6 +308,47 @@ def tokenizer_command(
     click.echo(f"report: {report}")
 
 
+@main.command("probe")
+@click.argument("tokenizer_ckpt", metavar="TOKENIZER", type=click.Path(exists=True, dir_okay=False))
+@click.option("--train", "train_shards", required=True, type=click.Path(exists=True, file_okay=False), help="labelled image shards")
+@click.option("--val", "val_shards", required=True, type=click.Path(exists=True, file_okay=False), help="labelled image shards")
+@click.option("--preset", type=click.Choice(["seed", "cpu-small"]), default="seed", show_default=True,
+              help="seed: LARS lr 1.6, 30k steps, batch 512 (configs/ic); cpu-small: 2000 steps, batch 64")  # fmt: skip
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="override the preset's steps")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="override the preset's LARS lr")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="feature-extraction batch")
+@click.option("--device", default=_default_device, show_default="cuda if available")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None, help="also write the result as JSON")
+def probe_command(
+    tokenizer_ckpt: str, train_shards: str, val_shards: str, preset: str, steps: int | None, lr: float | None, batch_size: int,
+    device: str, out_path: str | None,
+) -> None:  # fmt: skip
+    """Linear probe: top-1/top-5 of a linear head on the frozen TOKENIZER's quantized codes (seed configs/ic)."""
+    from vq_data import image_loader, open_manifest
+    from vq_eval.probe import PRESETS, linear_probe
+
+    config = PRESETS[preset].model_copy(update={k: v for k, v in {"steps": steps, "lr": lr}.items() if v is not None})
+    with _user_errors():
+        from vq_tokenizers import load_tokenizer
+
+        model = load_tokenizer(tokenizer_ckpt, map_location=device)
+        if not hasattr(model, "dequantize"):
+            raise ValueError(f"tokenizer {tokenizer_ckpt} ({model.family}) has no code lookup (dequantize); the probe reads codes")
+        classes = []
+        for shards in (train_shards, val_shards):
+            manifest = open_manifest(shards)
+            if manifest.kind != "images" or not manifest.dataset.num_classes:
+                raise ValueError(f"{shards}: the probe needs labelled image shards (kind images, dataset.num_classes), got {manifest.kind}")
+            classes.append(manifest.dataset.num_classes)
+        loaders = [image_loader(s, batch_size, model.image_size, train=False) for s in (train_shards, val_shards)]
+        result = linear_probe(model, loaders[0], loaders[1], num_classes=max(classes), config=config, device=device)
+    result.update(tokenizer=tokenizer_ckpt, train=train_shards, val=val_shards, preset=preset)
+    _emit({k: v for k, v in result.items() if k != "schedule"}, None)
+    if out_path:
+        write_metrics(out_path, result)
+        click.echo(f"wrote {out_path}")
+
+
 def _emit(result: dict[str, Any], out_path: str | None) -> None:
     """Print the table, and write the JSON when asked."""
     click.echo(format_table(result))
