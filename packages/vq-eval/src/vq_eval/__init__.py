@@ -13,10 +13,15 @@ from vq_eval.inception import (
     random_inception_state,
     resolve_inception_weights,
 )
-from vq_eval.inception_score import InceptionScore
+from vq_eval.generation import GenerationResult, evaluate_samples, load_reference, reference_from_images
+from vq_eval.inception_score import InceptionScore, inception_score_of_logits
+from vq_eval.kid import kernel_inception_distance
+from vq_eval.precision_recall import precision_recall
+from vq_eval.probe import ProbeConfig, linear_probe
+from vq_eval.sample_batch import SampleBatchError, open_sample_batch, write_sample_batch
 from vq_eval.judge import GenerationScores, PixelJudge, grey_pixels, knn_precision_recall
 from vq_eval.perceptual import LPIPS_BACKBONE_ENV, LPIPS_WEIGHTS_ENV, load_lpips
-from vq_eval.plots import codebook_usage_figure, patches_per_token, png_bytes, reconstruction_grid
+from vq_eval.plots import class_rows_grid, codebook_usage_figure, patches_per_token, png_bytes, reconstruction_grid
 from vq_eval.psnr import psnr
 from vq_eval.reconstruction import (
     RECONSTRUCTION_METRICS,
@@ -35,6 +40,18 @@ from vq_eval.version import __version__
 from vq_eval.weights import WeightsNotFoundError
 
 __all__ = [
+    "GenerationResult",
+    "ProbeConfig",
+    "SampleBatchError",
+    "evaluate_samples",
+    "inception_score_of_logits",
+    "kernel_inception_distance",
+    "linear_probe",
+    "load_reference",
+    "open_sample_batch",
+    "precision_recall",
+    "reference_from_images",
+    "write_sample_batch",
     "random_inception_state",
     "INCEPTION_WEIGHTS_ENV",
     "INCEPTION_WEIGHTS_NAME",
@@ -59,6 +76,7 @@ __all__ = [
     "WeightsNotFoundError",
     "__version__",
     "accumulate_inception",
+    "class_rows_grid",
     "codebook_usage_figure",
     "compute_reference",
     "evaluate_generation",
