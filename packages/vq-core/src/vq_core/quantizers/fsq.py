@@ -87,7 +87,8 @@ class FSQ(nn.Module):
         return ((digits - half_width).float() / half_width.float())
 
     def dequantize(self, indices: Tensor) -> Tensor:
-        return codes_to_layout(self.indices_to_codes(indices.reshape(-1)), indices.shape)
+        # FSQ.indices_to_codes, not self's: the vqpt face overrides it with its own layout
+        return codes_to_layout(FSQ.indices_to_codes(self, indices.reshape(-1)), indices.shape)
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor, dict[str, Any]]:
         return self.quantize(z)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -34,6 +35,21 @@ def restore_channels(flat: Tensor, lead: tuple[int, ...]) -> Tensor:
 
 def restore_indices(indices: Tensor, lead: tuple[int, ...]) -> Tensor:
     return indices.reshape(lead)
+
+
+def flatten_mask(mask: Tensor, lead: tuple[int, ...]) -> Tensor:
+    """A padding mask shaped like the indices (``lead``) -> flat bool (N,); True marks a real position."""
+    if tuple(mask.shape) != tuple(lead):
+        raise ValueError(f"mask must have the indices' shape {tuple(lead)}, got {tuple(mask.shape)}")
+    return mask.reshape(-1).to(torch.bool)
+
+
+def masked_mse(a: Tensor, b: Tensor, weight: Tensor | None = None) -> Tensor:
+    """Mean squared error of (N, D) rows; with ``weight`` (N,) 0/1 only over the rows it keeps (0 if none)."""
+    if weight is None:
+        return F.mse_loss(a, b)
+    per_row = ((a - b) ** 2).sum(dim=1)
+    return (per_row * weight).sum() / (weight.sum() * a.shape[1]).clamp(min=1)
 
 
 def codes_to_layout(codes: Tensor, index_shape: torch.Size) -> Tensor:

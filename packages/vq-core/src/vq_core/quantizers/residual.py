@@ -29,20 +29,30 @@ class ResidualVQ(nn.Module):
     def codebook_size(self) -> int:
         return self.config.quantizer.codebook_size
 
-    def quantize(self, z: Tensor) -> tuple[Tensor, Tensor, dict[str, Any]]:
-        """Indices have shape ``(*index shape of one stage, depth)``; ``aux["loss"]`` sums the stages."""
+    def quantize(
+        self, z: Tensor, *, mask: Tensor | None = None, freeze_codebook: bool | None = None
+    ) -> tuple[Tensor, Tensor, dict[str, Any]]:
+        """Indices have shape ``(*index shape of one stage, depth)``; ``aux["loss"]`` sums the stages,
+        ``aux["stage_losses"]`` (depth,) holds each. ``mask``/``freeze_codebook`` go to every stage."""
         residual, total = z, torch.zeros_like(z)
-        all_indices, loss = [], z.new_zeros((), dtype=torch.float32)
+        all_indices, losses = [], []
         for stage in self.stages:
-            quantized, indices, aux = stage.quantize(residual)
+            quantized, indices, aux = stage.quantize(residual, mask=mask, freeze_codebook=freeze_codebook)
             residual = residual - quantized.detach()
             total = total + quantized
             all_indices.append(indices)
-            loss = loss + aux["loss"]
-        return total, torch.stack(all_indices, dim=-1), {"loss": loss}
+            losses.append(aux["loss"])
+        stage_losses = torch.stack(losses)
+        return total, torch.stack(all_indices, dim=-1), {"loss": stage_losses.sum(), "stage_losses": stage_losses}
 
     def dequantize(self, indices: Tensor) -> Tensor:
         return sum(stage.dequantize(indices[..., i]) for i, stage in enumerate(self.stages))
 
-    def forward(self, z: Tensor) -> tuple[Tensor, Tensor, dict[str, Any]]:
-        return self.quantize(z)
+    def indices_to_codes(self, indices: Tensor) -> Tensor:
+        """Indices (..., depth) -> summed output-space codes (..., dim), channel last."""
+        return sum(stage.indices_to_codes(indices[..., i]) for i, stage in enumerate(self.stages))
+
+    def forward(
+        self, z: Tensor, *, mask: Tensor | None = None, freeze_codebook: bool | None = None
+    ) -> tuple[Tensor, Tensor, dict[str, Any]]:
+        return self.quantize(z, mask=mask, freeze_codebook=freeze_codebook)

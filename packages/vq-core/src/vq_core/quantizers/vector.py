@@ -12,6 +12,17 @@ of the literature behind one config.
   so rarely used codes are pulled back into the data while used codes barely move.
 * **expire_threshold**: codes whose moving-average count per batch drops below the threshold are
   replaced by random batch vectors (the "dead code" expiry of vector-quantize-pytorch).
+* **gradient**: how the gradient passes the lookup: ``ste`` (straight through), ``rotation`` (the
+  rotation trick of Fifty et al. 2024) or ``diveq`` (DiVeQ: the codebook learns through the output,
+  no codebook loss); see :mod:`vq_core.quantizers.gradients`.
+* **freeze_codebook**: no EMA/anchor/expiry edit and no codebook gradient (k-means init still runs).
+* **train_lookup**: a training step outputs the codes after this step's codebook edits
+  (``updated``) or before them (``current``, as vector-quantize-pytorch and Sonnet do).
+
+``quantize(z, mask=...)`` takes a padding mask (True = real position, shaped like the indices):
+masked positions are left out of the codebook statistics, EMA, k-means init, anchor/expiry
+sampling and the losses. Selecting the valid rows costs one host sync, so only pass a mask when
+there is padding.
 
 All statistics (counts, EMA sums) are all-reduced when torch.distributed runs, and every in-place
 re-initialisation is broadcast from rank 0, so codebooks stay identical across DDP ranks.
@@ -28,22 +39,27 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import Tensor, nn
 
-from vq_core.config import StrictConfig
 from vq_core.distance import CodebookSearch, nearest_code
 from vq_core.kmeans import kmeans
+from vq_core.quantizers.gradients import diveq, rotation_trick, straight_through
 from vq_core.quantizers.layout import (
     all_reduce_,
     broadcast_,
     codes_to_layout,
     flatten_channels,
+    flatten_mask,
     full_precision,
+    masked_mse,
     restore_channels,
     restore_indices,
 )
+from vq_core.quantizers.stable_hash import ExtensibleConfig
 
 
-class VectorQuantizerConfig(StrictConfig):
+class VectorQuantizerConfig(ExtensibleConfig):
     """Shape of the codebook and how it learns (see the module docstring for each option)."""
+
+    added_fields = ("gradient", "diveq_variance", "codebook_weight", "freeze_codebook", "train_lookup")
 
     codebook_size: int = Field(gt=0, description="number of codes K")
     dim: int = Field(gt=0, description="channels of the input (and output) vectors")
@@ -60,11 +76,22 @@ class VectorQuantizerConfig(StrictConfig):
     expire_threshold: float | None = Field(
         default=None, gt=0, description="replace codes whose average count per batch falls below this"
     )
+    gradient: Literal["ste", "rotation", "diveq"] = Field(
+        default="ste", description="gradient estimator through the lookup: straight-through, rotation trick or DiVeQ"
+    )
+    diveq_variance: float = Field(default=5e-3, ge=0, description="variance of the DiVeQ direction noise")
+    codebook_weight: float = Field(default=1.0, ge=0, description="weight of the codebook loss ||z_q - sg(z)||^2")
+    freeze_codebook: bool = Field(default=False, description="never update the codebook (no EMA, reinit or gradient)")
+    train_lookup: Literal["updated", "current"] = Field(
+        default="updated", description="training output reads the codebook after (updated) or before (current) this step's edits"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> VectorQuantizerConfig:
         if self.codebook_dim == self.dim:
             raise ValueError(f"codebook_dim equals dim ({self.dim}); leave it unset for no projection")
+        if self.gradient == "diveq" and self.ema:
+            raise ValueError("gradient='diveq' learns the codebook by gradient; set ema=False")
         return self
 
     @property
@@ -124,33 +151,43 @@ class VectorQuantizer(nn.Module):
         self.initialized.fill_(True)
         self._search.invalidate()
 
-    def quantize(self, z: Tensor) -> tuple[Tensor, Tensor, dict[str, Any]]:
+    def quantize(
+        self, z: Tensor, *, mask: Tensor | None = None, freeze_codebook: bool | None = None
+    ) -> tuple[Tensor, Tensor, dict[str, Any]]:
         """Nearest codes for (B, dim, ...) or (N, dim) input.
 
-        Returns the straight-through quantized tensor (same shape and dtype as ``z``), indices
-        int64 (B, ...) or (N,), and ``aux`` with ``loss`` (scalar), ``commit_loss``,
-        ``codebook_loss``, batch ``perplexity`` and ``usage`` (tensors, no host sync).
+        Returns the quantized tensor (value: the codes; gradient: the config's estimator; same
+        shape and dtype as ``z``), indices int64 (B, ...) or (N,), and ``aux`` with ``loss``
+        (scalar), ``commit_loss``, ``codebook_loss``, batch ``perplexity`` and ``usage`` (tensors,
+        no host sync). ``mask`` (bool, shaped like the indices, True = real position) leaves padding
+        out of every statistic and loss; ``freeze_codebook`` overrides the config for this call.
         """
+        cfg = self.config
         flat, lead = flatten_channels(z, self.dim)
+        valid = None if mask is None else flatten_mask(mask, lead)
+        frozen = cfg.freeze_codebook if freeze_codebook is None else freeze_codebook
         with full_precision(z):
             x = self.project_in(flat.float())
-            if self.config.distance == "cosine":
+            if cfg.distance == "cosine":
                 x = F.normalize(x, dim=1)
-            if self.config.kmeans_init and self.training and not x.is_meta and not bool(self.initialized):
-                self._kmeans_init(x.detach())
-            indices = self._search(x, self.codebook)
-            counts = torch.zeros(self.codebook_size, device=x.device).index_add_(
-                0, indices, torch.ones_like(indices, dtype=torch.float32)
-            )
-            if self.training and not x.is_meta:
+            indices, counts, x_seen, idx_seen = self._assign(x, valid)
+            edits = self.training and not frozen and not x.is_meta and x_seen.shape[0] > 0
+            if edits and cfg.train_lookup == "updated":
                 # Before the lookup below, so the autograd graph never sees an in-place codebook edit.
-                self._update(x.detach(), indices, counts)
+                self._update(x_seen, idx_seen, counts)
             quantized = self.lookup(indices)
-            commit = F.mse_loss(x, quantized.detach())
-            codebook_loss = x.new_zeros(()) if self.config.ema else F.mse_loss(quantized, x.detach())
-            loss = self.config.beta * commit + codebook_loss
-            straight = x + (quantized - x).detach()
-            out = self.project_out(straight)
+            if edits and cfg.train_lookup == "current":
+                self._update(x_seen, idx_seen, counts)  # the lookup saved no codebook view for backward
+            if frozen:
+                quantized = quantized.detach()
+            weight = None if valid is None else valid.float()
+            commit = masked_mse(x, quantized.detach(), weight)
+            if cfg.ema or frozen or cfg.codebook_weight == 0:
+                codebook_loss = x.new_zeros(())
+            else:
+                codebook_loss = masked_mse(quantized, x.detach(), weight)
+            loss = cfg.beta * commit + cfg.codebook_weight * codebook_loss
+            out = self.project_out(self._estimate_gradient(x, quantized))
         probs = counts / counts.sum().clamp(min=1)
         entropy = -(probs * probs.clamp(min=1e-12).log()).sum()
         aux = {
@@ -162,13 +199,42 @@ class VectorQuantizer(nn.Module):
         }
         return restore_channels(out.to(z.dtype), lead), restore_indices(indices, lead), aux
 
+    def _assign(self, x: Tensor, valid: Tensor | None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Indices of all rows, code counts of the valid rows, and the valid rows with their indices.
+
+        k-means init (first training batch) runs here, on the valid rows only.
+        """
+        x_seen = x.detach() if valid is None else x.detach()[valid]
+        if self.config.kmeans_init and self.training and not x.is_meta and x_seen.shape[0] and not bool(self.initialized):
+            self._kmeans_init(x_seen)
+        indices = self._search(x, self.codebook)
+        ones = torch.ones_like(indices, dtype=torch.float32) if valid is None else valid.float()
+        counts = torch.zeros(self.codebook_size, device=x.device).index_add_(0, indices, ones)
+        idx_seen = indices if valid is None else indices[valid]
+        return indices, counts, x_seen, idx_seen
+
+    def _estimate_gradient(self, x: Tensor, quantized: Tensor) -> Tensor:
+        gradient = self.config.gradient
+        if gradient == "rotation":
+            return rotation_trick(x, quantized)
+        if gradient == "diveq" and self.training:
+            return diveq(x, quantized, self.config.diveq_variance)
+        return straight_through(x, quantized)
+
     def dequantize(self, indices: Tensor) -> Tensor:
         """Indices (B, ...) or (N,) -> codes in channel-first layout (B, dim, ...) or (N, dim)."""
         codes = self.project_out(self.lookup(indices.reshape(-1).long()))
         return codes_to_layout(codes, indices.shape)
 
-    def forward(self, z: Tensor) -> tuple[Tensor, Tensor, dict[str, Any]]:
-        return self.quantize(z)
+    def indices_to_codes(self, indices: Tensor) -> Tensor:
+        """Indices (...) -> output-space codes (..., dim), channel last (what :meth:`quantize` outputs)."""
+        codes = self.project_out(self.lookup(indices.reshape(-1).long()))
+        return codes.reshape(*indices.shape, self.dim)
+
+    def forward(
+        self, z: Tensor, *, mask: Tensor | None = None, freeze_codebook: bool | None = None
+    ) -> tuple[Tensor, Tensor, dict[str, Any]]:
+        return self.quantize(z, mask=mask, freeze_codebook=freeze_codebook)
 
     # --- training-time codebook maintenance ---------------------------------------------------------
     @torch.no_grad()
