@@ -141,15 +141,22 @@ def test_converted_vqkd_gives_identical_tokens_and_features(layer_scale: bool) -
     torch.testing.assert_close(features, ref_features, rtol=1e-4, atol=1e-5)
 
 
-def test_key_bias_does_not_change_attention() -> None:
-    """Why a zero key bias is exact: ``q . b_k`` is the same for every key of a query, softmax drops it."""
+def test_attention_has_beit_biases_and_old_fused_checkpoints_load_exactly() -> None:
+    """BEiT has q/v biases only; a checkpoint written with the old fused ``qkv.bias`` (key part included)
+    loads into them and computes the same function: ``q . b_k`` is equal for every key, softmax drops it."""
     torch.manual_seed(1)
     attn = Attention(32, 4)
+    assert attn.qkv.bias is None and {n for n, _ in attn.named_parameters()} == {"qkv.weight", "q_bias", "v_bias", "proj.weight", "proj.bias"}
+    weight, fused, proj_w, proj_b = torch.randn(96, 32) * 0.2, torch.randn(96) * 3.0, torch.randn(32, 32) * 0.2, torch.randn(32)
+    missing, unexpected = attn.load_state_dict(
+        {"qkv.weight": weight, "qkv.bias": fused, "proj.weight": proj_w, "proj.bias": proj_b}, strict=False
+    )
+    assert (missing, unexpected) == ([], [])
     x = torch.randn(2, 5, 32)
-    before = attn(x)
-    with torch.no_grad():
-        attn.qkv.bias[32:64].normal_(std=3.0)
-    torch.testing.assert_close(attn(x), before, rtol=1e-5, atol=1e-5)
+    q, k, v = (x @ weight.T + fused).view(2, 5, 3, 4, 8).permute(2, 0, 3, 1, 4)  # the old fused form, key bias kept
+    ref = torch.softmax(q @ k.transpose(-1, -2) / 8**0.5, dim=-1) @ v
+    ref = ref.transpose(1, 2).reshape(2, 5, 32) @ proj_w.T + proj_b
+    torch.testing.assert_close(attn(x), ref, rtol=1e-5, atol=1e-5)
 
 
 def test_convert_file_round_trip_and_explicit_heads(tmp_path) -> None:

@@ -50,8 +50,10 @@ def test_decoder_levels_must_match_the_grid(vqkd_ckpt) -> None:
         PixelDecoderTokenizer.from_source(source, **{**TINY_DECODER, "ch_mult": (1, 2, 2)})
     assert fit_ch_mult((1, 1, 2, 2, 4), 4) == (1, 2, 2, 4)
     assert fit_ch_mult((1, 2), 4) == (1, 1, 1, 2)
-    shape = pixel_decoder_shape("vqgan", source)
+    shape = pixel_decoder_shape("vqgan", source, {"image_size": 32})
     assert shape["ch_mult"] == (1, 2, 2, 4) and shape["attn_resolutions"] == (4,)
+    shape = pixel_decoder_shape("vqgan", source)  # the seed's presets decode 256 px: 32x32 tokens of this patch-8 model
+    assert shape["image_size"] == 256 and shape["ch_mult"] == (1, 2, 2, 4) and shape["attn_resolutions"] == (32,)
 
 
 @torch.no_grad()

@@ -88,14 +88,14 @@ def test_tiny_forward_encode_decode_shapes(family):
 
 def test_wrong_inputs_are_refused_with_both_shapes():
     model = _tiny("vqgan")
-    with pytest.raises(ValueError, match="expects 32x32 images, got 64x64"):
-        model.encode(torch.zeros(1, 3, 64, 64))
+    with pytest.raises(ValueError, match="multiples of 4 .*got 66x64"):
+        model.encode(torch.zeros(1, 3, 66, 64))
     with pytest.raises(ValueError, match=r"expected images \(B, 3, H, W\)"):
         model.encode(torch.zeros(1, 1, 32, 32))
     with pytest.raises(ValueError, match=r"token ids must lie in \[0, 256\)"):
         model.decode(torch.full((1, 8, 8), 256))
-    with pytest.raises(ValueError, match=r"expected token grids \(B, 8, 8\)"):
-        model.decode(torch.zeros(1, 4, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"expected token grids \(B, h, w\)"):
+        model.decode(torch.zeros(4, 4, dtype=torch.long))
 
 
 def test_bad_configs_name_the_field():

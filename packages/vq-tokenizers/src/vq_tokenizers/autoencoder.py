@@ -106,6 +106,11 @@ class ConvVQTokenizer(Tokenizer):
         return self.config.grid
 
     @property
+    def size_multiple(self) -> int:
+        """Convolutions take any input whose sides the encoder halves exactly."""
+        return self.config.downsample_factor
+
+    @property
     def last_layer(self) -> nn.Parameter:
         return self.decoder.last_layer
 
@@ -133,8 +138,8 @@ class ConvVQTokenizer(Tokenizer):
 
     @torch.no_grad()
     def decode(self, indices: torch.Tensor) -> torch.Tensor:
-        if indices.ndim != 3 or tuple(indices.shape[1:]) != self.grid:
-            raise ValueError(f"{self.family}: expected token grids (B, {self.grid[0]}, {self.grid[1]}), got {tuple(indices.shape)}")
+        if indices.ndim != 3 or min(indices.shape[1:]) <= 0:
+            raise ValueError(f"{self.family}: expected token grids (B, h, w) such as (B, {self.grid[0]}, {self.grid[1]}), got {tuple(indices.shape)}")
         if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= self.codebook_size):
             raise ValueError(
                 f"{self.family}: token ids must lie in [0, {self.codebook_size}), got [{int(indices.min())}, {int(indices.max())}]"

@@ -42,7 +42,7 @@ class Tokenizer(nn.Module):
 
     @property
     def grid(self) -> tuple[int, int]:
-        """Token grid (h, w) for an ``image_size`` input."""
+        """Token grid (h, w) for an ``image_size`` input (other sizes: :meth:`grid_for`)."""
         raise NotImplementedError
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
@@ -75,15 +75,39 @@ class Tokenizer(nn.Module):
         """
         return weights_digest(self.config, self.token_space_tensors())
 
-    def check_image_size(self, images: torch.Tensor) -> None:
-        """Refuse inputs the model was not built for, naming both shapes."""
+    @property
+    def size_multiple(self) -> int | None:
+        """Input sides must be multiples of this (a ViT's patch size, a conv net's downsampling factor);
+        None: the family takes ``image_size`` inputs only."""
+        return None
+
+    def grid_for(self, height: int, width: int | None = None) -> tuple[int, int]:
+        """Token grid (h, w) of a ``height`` x ``width`` input (square when ``width`` is None).
+
+        The seed tokenizes at 256 px with ViT tokenizers trained at 224 px (position embeddings
+        interpolated), so any size that is a multiple of :attr:`size_multiple` is accepted.
+        """
+        width = height if width is None else width
+        multiple = self.size_multiple
+        if multiple is None:
+            if (height, width) != (self.image_size, self.image_size):
+                raise ValueError(
+                    f"{self.family}: model expects {self.image_size}x{self.image_size} images, got {height}x{width}; "
+                    f"resize/crop first (vq-data transforms)"
+                )
+            return self.grid
+        if height <= 0 or width <= 0 or height % multiple or width % multiple:
+            raise ValueError(
+                f"{self.family}: image sides must be multiples of {multiple} (trained at {self.image_size}), got "
+                f"{height}x{width}; resize/crop first (vq-data transforms)"
+            )
+        return (height // multiple, width // multiple)
+
+    def check_image_size(self, images: torch.Tensor) -> tuple[int, int]:
+        """Refuse inputs the model cannot take, naming both shapes; returns their token grid."""
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"{self.family}: expected images (B, 3, H, W), got {tuple(images.shape)}")
-        if images.shape[-2:] != (self.image_size, self.image_size):
-            raise ValueError(
-                f"{self.family}: model expects {self.image_size}x{self.image_size} images, got "
-                f"{images.shape[-2]}x{images.shape[-1]}; resize/crop first (vq-data transforms)"
-            )
+        return self.grid_for(int(images.shape[-2]), int(images.shape[-1]))
 
 
 _REGISTRY: dict[str, type[Tokenizer]] = {}

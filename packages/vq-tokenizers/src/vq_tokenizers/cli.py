@@ -97,6 +97,10 @@ def train(
 @click.option("--samples-per-shard", type=int, default=256, show_default=True)
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--ten-crop", is_flag=True, help="store 10 crops per image (tokens (10, h, w))")
+@click.option(
+    "--image-size", type=int, default=None,
+    help="crop side to tokenize at (default: the model's); e.g. 256 with a 224-px VQ-KD/Cluster gives 16x16 tokens",
+)
 @click.option("--device", default=None)
 @click.option(
     "--overwrite", is_flag=True, help="start over: delete the token shards in --out (and any other shard-*.tar there)"
@@ -107,8 +111,8 @@ def train(
 @click.option("--num-workers", type=int, default=2, show_default=True, help="with --ray: tokenizer actors")
 @click.option("--gpus", is_flag=True, help="with --ray: one GPU per actor")
 def tokenize(
-    source: str, ckpt: str, out: str, samples_per_shard: int, batch_size: int, ten_crop: bool, device: str | None, overwrite: bool,
-    no_verify: bool, use_ray: bool, ray_address: str, num_workers: int, gpus: bool,
+    source: str, ckpt: str, out: str, samples_per_shard: int, batch_size: int, ten_crop: bool, image_size: int | None,
+    device: str | None, overwrite: bool, no_verify: bool, use_ray: bool, ray_address: str, num_workers: int, gpus: bool,
 ) -> None:
     """Tokenize SOURCE (image shard set, folder, list file, ImageNet root, 'bundled') into token shards."""
     from vq_tokenizers.tokenize import tokenize_shards
@@ -116,7 +120,7 @@ def tokenize(
 
     common = {
         "samples_per_shard": samples_per_shard, "ten_crop": ten_crop, "batch_size": batch_size, "overwrite": overwrite,
-        "verify": not no_verify,
+        "verify": not no_verify, "image_size": image_size,
     }
     if use_ray:
         manifest = tokenize_shards_ray(ckpt, source, out, ray_address=ray_address, num_workers=num_workers, use_gpu=gpus, **common)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -95,6 +96,25 @@ class ClusterTokenizer(Tokenizer):
     def code_dim(self) -> int:
         return self.teacher.dim
 
+    @property
+    def size_multiple(self) -> int:
+        """Input side ``S`` runs the teacher at ``S * teacher.image_size / image_size``, which must be a whole
+        multiple of the teacher's stride: with equal sizes, any multiple of the patch size (the seed
+        tokenizes at 256 px, 16x16, with teachers made for 224)."""
+        unit = self.config.image_size * self.teacher.stride
+        return unit // math.gcd(self.teacher.image_size, unit)
+
+    def teacher_size(self, image_size: int) -> int:
+        """The teacher's input side for tokenizer inputs of side ``image_size``."""
+        return image_size * self.teacher.image_size // self.config.image_size
+
+    def grid_for(self, height: int, width: int | None = None) -> tuple[int, int]:
+        width = height if width is None else width
+        super().grid_for(height, width)
+        if height != width:
+            raise ValueError(f"cluster: the teacher takes square images, got {height}x{width}")
+        return self.teacher.grid_at(self.teacher_size(height))
+
     def token_space_tensors(self) -> dict[str, torch.Tensor]:
         """The frozen teacher and the centroids: together they decide every token."""
         return {**module_tensors("teacher", self.teacher), "codebook": self.codebook}
@@ -110,14 +130,14 @@ class ClusterTokenizer(Tokenizer):
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """Images -> l2-normalised teacher patch features (B, N, D)."""
         self.check_image_size(images)
-        return F.normalize(self.teacher.features(images), dim=-1)
+        return F.normalize(self.teacher.features(images, self.teacher_size(images.shape[-1])), dim=-1)
 
     @torch.no_grad()
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         features = self.features(images)
         b, n, d = features.shape
         indices = nearest_code(features.reshape(b * n, d), self.codebook, metric="cosine")
-        return indices.view(b, *self.grid)
+        return indices.view(b, *self.grid_for(images.shape[-2], images.shape[-1]))
 
     def dequantize(self, indices: torch.Tensor) -> torch.Tensor:
         """Indices (B, h, w) -> centroids (B, D, h, w)."""

@@ -30,6 +30,7 @@ from vq_tokenizers.autoencoder import AutoencoderOutput
 from vq_tokenizers.base import Tokenizer, build_tokenizer, register_tokenizer
 from vq_tokenizers.nn import Decoder
 from vq_tokenizers.nn.blocks import NORM_GROUPS
+from vq_tokenizers.vit import ViTConfig, ViTPixelDecoder
 
 
 class PixelDecoderConfig(StrictConfig):
@@ -40,7 +41,18 @@ class PixelDecoderConfig(StrictConfig):
     embedding: Literal["codebook", "learned"] = Field(
         default="codebook", description="codebook: the source's code vectors; learned: a new embedding table"
     )
+    image_size: int | None = Field(
+        default=None, gt=0,
+        description="side of the images decoded (and encoded); None: the source's own. The seed trains pixel decoders at "
+        "256 px on a 224-px VQ-KD/Cluster (16x16 tokens through interpolated position embeddings)",
+    )
     embed_dim: int = Field(default=256, gt=0, description="width of the learned table (embedding='learned')")
+    decoder: Literal["conv", "vit"] = Field(
+        default="conv", description="conv: the VQGAN decoder (ch, ch_mult, ...); vit: the seed's ViT decoder (vit_* fields)"
+    )
+    vit_dim: int = Field(default=768, gt=0, description="vit decoder width (seed decoder/vqkd.py: 768; vqkd_large: 1280)")
+    vit_depth: int = Field(default=12, gt=0, description="vit decoder blocks (12; vqkd_large: 32)")
+    vit_heads: int = Field(default=12, gt=0, description="vit decoder heads (12; vqkd_large: 16)")
     ch: int = Field(default=128, gt=0)
     ch_mult: tuple[int, ...] = Field(default=(1, 1, 2, 2, 4), min_length=1, description="one entry per resolution, lowest last")
     num_res_blocks: int = Field(default=2, gt=0, description="the decoder runs num_res_blocks + 1 per level")
@@ -66,8 +78,13 @@ class PixelDecoderTokenizer(Tokenizer):
             raise ConfigError(f"the {source.family} source given does not match source_family/source_config of the config")
         self.source = source if source is not None else build_tokenizer(config.source_family, config.source_config)
         self.source.requires_grad_(False).eval()
-        grid = self.source.grid
-        factor = 2 ** (len(config.ch_mult) - 1)
+        grid = self.grid
+        factor = 2 ** (len(config.ch_mult) - 1) if config.decoder == "conv" else self.image_size // grid[0]
+        if config.decoder == "vit" and (grid[0] != grid[1] or grid[0] * factor != self.image_size):
+            raise ConfigError(
+                f"pixel decoder: the {config.source_family} source maps {self.image_size} px images to a {grid[0]}x{grid[1]} "
+                f"grid; a vit decoder needs a square grid that divides image_size"
+            )
         if grid[0] != grid[1] or grid[0] * factor != self.image_size:
             raise ConfigError(
                 f"pixel decoder: ch_mult {config.ch_mult} upsamples x{factor}, but the {config.source_family} source maps "
@@ -85,6 +102,13 @@ class PixelDecoderTokenizer(Tokenizer):
             self.embed = None
             embed_dim = self._source_code_dim()
         self.embed_proj = nn.Conv2d(embed_dim, config.z_channels, 1)
+        if config.decoder == "vit":  # positions on the source's own grid, interpolated as the seed's VQKDDecoder does
+            vit = ViTConfig(
+                image_size=self.source.grid[0], patch_size=1, in_channels=config.z_channels, dim=config.vit_dim,
+                depth=config.vit_depth, heads=config.vit_heads,
+            )
+            self.decoder: nn.Module = ViTPixelDecoder(vit, factor)
+            return
         self.decoder = Decoder(
             ch=config.ch,
             ch_mult=config.ch_mult,
@@ -112,7 +136,7 @@ class PixelDecoderTokenizer(Tokenizer):
                 f"{self.config.source_family} tokenizers expose no code vectors (dequantize); use embedding='learned'"
             )
         with torch.no_grad():
-            return int(self.source.dequantize(torch.zeros(1, *self.source.grid, dtype=torch.long)).shape[1])
+            return int(self.source.dequantize(torch.zeros(1, *self.grid, dtype=torch.long)).shape[1])
 
     def train(self, mode: bool = True) -> PixelDecoderTokenizer:
         """Train the decoder; the source stays in eval mode (no codebook EMA, no usage updates)."""
@@ -127,11 +151,19 @@ class PixelDecoderTokenizer(Tokenizer):
 
     @property
     def image_size(self) -> int:
-        return self.source.image_size
+        return self.config.image_size or self.source.image_size
 
     @property
     def grid(self) -> tuple[int, int]:
-        return self.source.grid
+        return self.source.grid_for(self.image_size)
+
+    @property
+    def size_multiple(self) -> int | None:
+        """Encoding follows the source (``encode`` is its ``encode``); the decoder's output side is ``image_size``."""
+        return self.source.size_multiple
+
+    def grid_for(self, height: int, width: int | None = None) -> tuple[int, int]:
+        return self.source.grid_for(height, width)
 
     @property
     def last_layer(self) -> nn.Parameter:

@@ -1,8 +1,11 @@
 """Training a pixel decoder on a frozen tokenizer with the VQGAN trainer and objective.
 
-Presets name a decoder shape, a loss and a schedule: ``vqgan`` (taming decoder, L1 + LPIPS +
-adaptively weighted PatchGAN), ``llamagen`` (the same conv decoder with LlamaGen's MSE + LPIPS + GAN
-0.5 from step 20k) and ``tiny`` (CPU).  The number of decoder levels follows from the source: a
+Presets name a decoder shape, a loss and a schedule, each the seed's ``configs/decoder/<name>.py``:
+``vqgan`` (VQGAN conv decoder with the loss of ``vqgan/8192_dd2_aglwg075``: L1 + LPIPS + PatchGAN depth
+2, adaptive gain 0.75), ``llamagen`` (the same conv decoder with LlamaGen's MSE + LPIPS + GAN 0.5 from
+step 20k, the seed's documented decoder), ``vqkd`` / ``vqkd_large`` (ViT decoders 768 x 12 / 1280 x 32
+predicting 16x16 pixel patches per token), all at 256 px (a 224-px VQ-KD gives 16x16 tokens there),
+and ``tiny`` (CPU, at the source's size).  The number of decoder levels follows from the source: a
 14x14 grid at 224 px needs x16 = 5 levels, a 4x4 grid at 32 px x8 = 4; a preset's ``ch_mult`` keeps its
 last (lowest-resolution, widest) entries when fewer levels are needed and repeats its first when more
 are.  Attention defaults to the token-grid resolution, as taming's f16 decoder attends at 16x16.
@@ -19,25 +22,42 @@ from vq_core import CheckpointError
 from vq_tokenizers.base import Tokenizer, load_tokenizer
 from vq_tokenizers.losses import LossConfig
 from vq_tokenizers.pixel_decoder import PixelDecoderTokenizer
-from vq_tokenizers.presets import LLAMAGEN_LOSS, LLAMAGEN_TRAIN, PAPER_TRAIN, TAMING_LOSS, TINY_LOSS, TINY_TRAIN, Preset
+from vq_tokenizers.presets import DD2_AGLWG075, LLAMAGEN_LOSS, LLAMAGEN_TRAIN, PAPER_TRAIN, TINY_LOSS, TINY_TRAIN, Preset
 from vq_tokenizers.train_job import ImageTrainJob, deep_merge, image_trainer, session_rank_world
 from vq_tokenizers.training import TrainConfig
 
 DECODER_F16 = {"ch": 128, "ch_mult": (1, 1, 2, 2, 4), "num_res_blocks": 2, "z_channels": 256}
+SEED_DECODER_SIZE = 256  # the seed trains every pixel decoder on 256 px images (its VQGAN / LlamaGen data configs)
+VIT_DECODER = {"decoder": "vit", "z_channels": 32, "image_size": SEED_DECODER_SIZE}  # VQKDDecoder: in_chans 32, out_patch_size 16
 PIXEL_DECODER_PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
         Preset(
-            name="vqgan", family="pixel", model=DECODER_F16, loss=TAMING_LOSS, train=PAPER_TRAIN,
-            description="taming VQGAN decoder (ch 128, mult 1-1-2-2-4), L1 + LPIPS + PatchGAN with adaptive weight",
+            name="vqgan", family="pixel", model={**DECODER_F16, "image_size": SEED_DECODER_SIZE}, loss=DD2_AGLWG075,
+            train=PAPER_TRAIN,
+            description="seed configs/decoder/vqgan.py (ir_config vqgan/8192_dd2_aglwg075_imagenet_ddp.py): VQGAN conv decoder, "
+            "256 px, L1 + LPIPS + PatchGAN depth 2 with adaptive gain 0.75, Adam (0.5, 0.9), 260k x 96",
         ),
         Preset(
-            name="llamagen", family="pixel", model=DECODER_F16, loss=LLAMAGEN_LOSS, train=LLAMAGEN_TRAIN,
-            description="LlamaGen-style: same conv decoder, MSE + LPIPS + GAN 0.5 (no adaptive weight) from step 20k",
+            name="llamagen", family="pixel", model={**DECODER_F16, "image_size": SEED_DECODER_SIZE}, loss=LLAMAGEN_LOSS,
+            train=LLAMAGEN_TRAIN,
+            description="seed configs/decoder/llamagen.py (ir_config llamagen/vqgan_imagenet_ddp.py): conv decoder, 256 px, "
+            "MSE + LPIPS + GAN 0.5 (no adaptive weight) from step 20k, lr 1e-4, Adam (0.9, 0.95), 400k x 128",
+        ),
+        Preset(
+            name="vqkd", family="pixel", model={**VIT_DECODER, "vit_dim": 768, "vit_depth": 12, "vit_heads": 12},
+            loss=DD2_AGLWG075, train=PAPER_TRAIN,
+            description="seed configs/decoder/vqkd.py (with decoder/vqgan.py): ViT decoder 768 x 12, 12 heads, 16x16 "
+            "pixel patches per token, 256 px; loss and schedule of decoder/vqgan.py",
+        ),
+        Preset(
+            name="vqkd_large", family="pixel", model={**VIT_DECODER, "vit_dim": 1280, "vit_depth": 32, "vit_heads": 16},
+            loss=DD2_AGLWG075, train=PAPER_TRAIN,
+            description="seed configs/decoder/vqkd_large.py (with decoder/vqgan.py): ViT decoder 1280 x 32, 16 heads, 256 px",
         ),
         Preset(
             name="tiny", family="pixel", model={"ch": 32, "ch_mult": (1, 1, 2, 2), "num_res_blocks": 1, "z_channels": 32},
-            loss=TINY_LOSS, train=TINY_TRAIN, description="CPU-sized decoder (ch 32), L1 + PatchGAN, no LPIPS",
+            loss=TINY_LOSS, train=TINY_TRAIN, description="CPU-sized decoder (ch 32) at the source's size, L1 + PatchGAN, no LPIPS",
         ),
     )
 }
@@ -51,18 +71,26 @@ def fit_ch_mult(ch_mult: tuple[int, ...], levels: int) -> tuple[int, ...]:
 
 
 def pixel_decoder_shape(preset: str, source: Tokenizer, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Decoder fields of a preset fitted to ``source``'s grid, with ``overrides`` applied last."""
+    """Decoder fields of a preset fitted to ``source``'s grid at the preset's image size, ``overrides`` last.
+
+    The image size is the override's, else the preset's (256 for the seed's presets: a 224-px VQ-KD then
+    gives 16x16 tokens), else the source's own."""
     if preset not in PIXEL_DECODER_PRESETS:
         raise KeyError(f"no pixel-decoder preset {preset!r}; known: {sorted(PIXEL_DECODER_PRESETS)}")
-    ratio = source.image_size // source.grid[0]
-    if ratio * source.grid[0] != source.image_size or ratio & (ratio - 1):
-        raise ValueError(
-            f"the {source.family} tokenizer maps {source.image_size} px images to a {source.grid[0]}-wide grid; a conv "
-            f"decoder needs image_size / grid to be a power of two (choose the tokenizer's image_size accordingly)"
-        )
     shape = dict(PIXEL_DECODER_PRESETS[preset].model)
+    size = (overrides or {}).get("image_size") or shape.get("image_size") or source.image_size
+    grid = source.grid_for(size)
+    shape["image_size"] = size
+    if (overrides or {}).get("decoder", shape.get("decoder", "conv")) == "vit":
+        return deep_merge(shape, overrides or {})
+    ratio = size // grid[0]
+    if ratio * grid[0] != size or ratio & (ratio - 1):
+        raise ValueError(
+            f"the {source.family} tokenizer maps {size} px images to a {grid[0]}-wide grid; a conv "
+            f"decoder needs image_size / grid to be a power of two (choose the decoder's image_size accordingly)"
+        )
     shape["ch_mult"] = fit_ch_mult(tuple(shape["ch_mult"]), ratio.bit_length())
-    shape["attn_resolutions"] = (source.grid[0],)
+    shape["attn_resolutions"] = (grid[0],)
     return deep_merge(shape, overrides or {})
 
 

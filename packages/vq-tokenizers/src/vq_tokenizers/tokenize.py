@@ -49,16 +49,20 @@ def _device(device: str | torch.device | None) -> torch.device:
     return torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def tokenizer_info(model: Tokenizer, checkpoint: str | os.PathLike[str], *, ten_crop: bool = False) -> TokenizerInfo:
-    """Identity of ``model`` (loaded from ``checkpoint``) as token-shard manifests record it."""
+def tokenizer_info(
+    model: Tokenizer, checkpoint: str | os.PathLike[str], *, ten_crop: bool = False, image_size: int | None = None
+) -> TokenizerInfo:
+    """Identity of ``model`` (loaded from ``checkpoint``) as token-shard manifests record it, with the image
+    size the images are tokenized at (default: the model's own) and the token grid that size gives."""
+    size = image_size or model.image_size
     return TokenizerInfo(
         name=model.family,
         config_hash=model.token_space_hash(),
         checkpoint_sha256=file_sha256(checkpoint),
         codebook_size=model.codebook_size,
-        grid=model.grid,
+        grid=model.grid_for(size),
         dtype=token_dtype(model.codebook_size),
-        image_size=model.image_size,
+        image_size=size,
         checkpoint=str(Path(checkpoint).resolve()),
         ten_crop=ten_crop,
     )
@@ -87,17 +91,20 @@ def tokenize_shards(
     device: str | torch.device | None = None,
     overwrite: bool = False,
     verify: bool = True,
+    image_size: int | None = None,
 ) -> Manifest:
     """Tokenize every image of an image shard set or vq-data source (folder, list file, ImageNet root,
     ``bundled``) into token shards in ``out_dir``; resumes a partial run.  Image shards are checked
     against their manifest's sha256 as they stream (``verify=False`` skips that): a tampered label
-    must not be carried into a freshly hashed token set."""
+    must not be carried into a freshly hashed token set.  ``image_size`` crops the images to another
+    side than the model's own (a multiple of its patch size / downsampling factor: the seed tokenizes at
+    256 px, 16x16 tokens, with a VQ-KD trained at 224); the manifest records that size and its grid."""
     from vq_tokenizers import __version__
 
     device = _device(device)
     model = load_tokenizer(tokenizer_ckpt, map_location=device)
     source = ImageSource(image_source, verify=verify)
-    info = tokenizer_info(model, tokenizer_ckpt, ten_crop=ten_crop)
+    info = tokenizer_info(model, tokenizer_ckpt, ten_crop=ten_crop, image_size=image_size)
     dtype = np.dtype(info.dtype)
     with ShardSetWriter(
         out_dir,
@@ -114,7 +121,7 @@ def tokenize_shards(
             log.info("%s: resuming after %d of %d images", out_dir, done, len(source))
         bar = progress(total=len(source), initial=done, desc="tokenize", unit="img")
         for batch in _batched(source.iter_records(start=done), batch_size):
-            tokens = encode_records(model, batch, ten_crop=ten_crop, device=device)
+            tokens = encode_records(model, batch, ten_crop=ten_crop, device=device, image_size=info.image_size)
             for record, grid in zip(batch, tokens):
                 writer.write(token_sample(record, grid, dtype, ten_crop))
             bar.update(len(batch))
@@ -124,10 +131,16 @@ def tokenize_shards(
 
 @torch.no_grad()
 def encode_records(
-    model: Tokenizer, records: list[ImageRecord], *, ten_crop: bool = False, device: torch.device | None = None
+    model: Tokenizer,
+    records: list[ImageRecord],
+    *,
+    ten_crop: bool = False,
+    device: torch.device | None = None,
+    image_size: int | None = None,
 ) -> np.ndarray:
-    """Token grids (N, h, w) - or (N, 10, h, w) with ten-crop - of decoded source images."""
-    size = model.image_size
+    """Token grids (N, h, w) - or (N, 10, h, w) with ten-crop - of decoded source images cropped to
+    ``image_size`` (default: the model's own)."""
+    size = image_size or model.image_size
     crops = [ten_crop_views(r.rgb(), size) if ten_crop else center_crop(r.rgb(), size) for r in records]
     pixels = (torch.cat if ten_crop else torch.stack)(crops).to(device or "cpu")
     tokens = model.encode(pixels).cpu().numpy()
@@ -158,7 +171,7 @@ def decode_shards(
     manifest.check_tokenizer(
         codebook_size=model.codebook_size,
         config_hash=model.token_space_hash(),
-        grid=model.grid,
+        grid=model.grid_for(manifest.tokenizer.image_size or model.image_size),
         where=f"tokenizer {tokenizer_ckpt}",
         manifest=Path(tokens_dir) / MANIFEST_NAME,
     )

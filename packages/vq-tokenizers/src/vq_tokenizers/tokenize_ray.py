@@ -80,7 +80,9 @@ class ShardTokenizer:
             tool=TOOL, tool_version=self.tool_version,
         ) as writer:
             for batch in _batched(records, self.batch_size):
-                grids = encode_records(self.model, batch, ten_crop=self.ten_crop, device=self.device)
+                grids = encode_records(
+                    self.model, batch, ten_crop=self.ten_crop, device=self.device, image_size=self.tokenizer.image_size
+                )
                 for record, grid in zip(batch, grids):
                     writer.write(token_sample(record, grid, self.dtype, self.ten_crop))
         (written,) = writer.manifest.shards
@@ -110,12 +112,14 @@ def tokenize_shards_ray(
     use_gpu: bool = False,
     overwrite: bool = False,
     verify: bool = True,
+    image_size: int | None = None,
 ) -> Manifest:
     """Tokenize every image of ``image_source`` into token shards in ``out_dir`` with ``num_workers`` Ray actors.
 
     ``ray_address`` is ``"local"`` (start Ray here), ``"auto"`` or a cluster address; it is ignored when
     Ray is already initialised.  Resumes a partial run; returns the complete manifest.  ``verify`` as in
-    :func:`~vq_tokenizers.tokenize.tokenize_shards` (each actor checks the image shards it reads).
+    :func:`~vq_tokenizers.tokenize.tokenize_shards` (each actor checks the image shards it reads), and so is
+    ``image_size`` (the side images are cropped to; the manifest records it and its grid).
     """
     import ray
 
@@ -123,7 +127,7 @@ def tokenize_shards_ray(
 
     out = Path(out_dir)
     model = load_tokenizer(tokenizer_ckpt, map_location="cpu")
-    info = tokenizer_info(model, tokenizer_ckpt, ten_crop=ten_crop)
+    info = tokenizer_info(model, tokenizer_ckpt, ten_crop=ten_crop, image_size=image_size)
     source = ImageSource(image_source, verify=verify)
     dataset = source.dataset_info()
     # Opening the writer checks a partial run's settings and shards, deletes the unrecorded ones it numbered

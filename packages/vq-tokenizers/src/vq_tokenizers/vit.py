@@ -5,15 +5,23 @@ optional class token (it takes part in attention but is dropped from the output)
 embeddings, ``depth`` pre-norm blocks and a final LayerNorm over the patch tokens.  The VQ-KD decoder
 is the same module run over the quantized code map with ``patch_size=1``.
 
-Attention uses one fused ``qkv`` projection with a full bias.  BEiT keeps separate ``q_bias`` and
-``v_bias`` and no key bias; a key bias adds ``q . b_k`` to every logit of a query row, which softmax
-ignores, so the fused form computes the same function and BEiT weights load into it exactly
-(``converters/beit.py``).  ``layer_scale > 0`` adds BEiT's per-channel residual gains.
+Attention is BEiT's: one ``qkv`` projection without bias plus separate ``q_bias`` and ``v_bias`` (no
+key bias: it would add ``q . b_k`` to every logit of a query row, which softmax ignores, so BEiT leaves
+it out), so BEiT v2 weights load by name (``converters/beit.py``).  ``layer_scale > 0`` adds BEiT's
+per-channel residual gains.
+
+**Other input sizes.**  Any input whose sides are multiples of ``patch_size`` is accepted: the patch
+position embeddings are resampled to the input's grid by :func:`interpolate_pos_embed`, BEiT v2's and
+the seed's call (bicubic, ``align_corners=False``, no antialiasing, a scale factor of ``(grid + 0.1) /
+trained grid`` - DINO's guard against rounding - and the class token's embedding kept apart).  That is
+how a VQ-KD trained at 224 px (14x14) tokenizes 256 px images into 16x16 tokens, as the seed does
+downstream.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -55,16 +63,55 @@ class ViTConfig(StrictConfig):
         return self
 
 
+def interpolate_pos_embed(pos_embed: torch.Tensor, grid: tuple[int, int], *, cls_token: bool) -> torch.Tensor:
+    """Position embeddings (1, [1 +] S*S, D) of a square S x S grid -> (1, [1 +] h*w, D) for ``grid`` (h, w).
+
+    BEiT v2 ``VisionTransformer.interpolate_pos_encoding`` (and the seed's VQ-KD): the patch part is
+    resampled bicubically with ``scale_factor = (h + 0.1) / S, (w + 0.1) / S`` (so the kernel's source
+    coordinates are those of that scale, not of ``size=(h, w)``), ``align_corners=False``, without
+    antialiasing; the class token's embedding is kept as it is.  Identity when ``grid`` is (S, S).
+    """
+    cls_part, patches = (pos_embed[:, :1], pos_embed[:, 1:]) if cls_token else (pos_embed[:, :0], pos_embed)
+    side = math.isqrt(patches.shape[1])
+    if side * side != patches.shape[1]:
+        raise ValueError(f"position embeddings hold {patches.shape[1]} patch positions, not a square grid")
+    if tuple(grid) == (side, side):
+        return pos_embed
+    dim = patches.shape[-1]
+    square = patches.reshape(1, side, side, dim).permute(0, 3, 1, 2)
+    resized = F.interpolate(
+        square.float(), scale_factor=((grid[0] + 0.1) / side, (grid[1] + 0.1) / side), mode="bicubic", align_corners=False
+    ).to(patches.dtype)
+    if tuple(resized.shape[-2:]) != tuple(grid):  # the +0.1 guard makes this impossible; keep the check cheap
+        raise AssertionError(f"interpolated grid {tuple(resized.shape[-2:])} != {tuple(grid)}")
+    return torch.cat([cls_part, resized.permute(0, 2, 3, 1).reshape(1, grid[0] * grid[1], dim)], dim=1)
+
+
 class Attention(nn.Module):
+    """BEiT attention: ``qkv`` without bias, learned ``q_bias`` and ``v_bias``, no key bias."""
+
     def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
         self.heads = heads
-        self.qkv = nn.Linear(dim, 3 * dim)
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.q_bias = nn.Parameter(torch.zeros(dim))
+        self.v_bias = nn.Parameter(torch.zeros(dim))
         self.proj = nn.Linear(dim, dim)
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        """Checkpoints written before the key bias was dropped hold one fused ``qkv.bias``: its query and
+        value parts become ``q_bias``/``v_bias``, its key part is dropped (it never changed attention)."""
+        fused = state_dict.pop(f"{prefix}qkv.bias", None)
+        if fused is not None and f"{prefix}q_bias" not in state_dict:
+            q_bias, _, v_bias = fused.chunk(3)
+            state_dict[f"{prefix}q_bias"], state_dict[f"{prefix}v_bias"] = q_bias, v_bias
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, d = x.shape
-        q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        bias = torch.cat([self.q_bias, torch.zeros_like(self.q_bias), self.v_bias])
+        qkv = F.linear(x, self.qkv.weight, bias)
+        q, k, v = qkv.view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         out = F.scaled_dot_product_attention(q, k, v)
         return self.proj(out.transpose(1, 2).reshape(b, n, d))
 
@@ -122,7 +169,11 @@ class ViT(nn.Module):
         for module in self.modules():
             if isinstance(module, nn.Linear):
                 nn.init.trunc_normal_(module.weight, std=0.02)
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, Attention):
+                nn.init.zeros_(module.q_bias)
+                nn.init.zeros_(module.v_bias)
             elif isinstance(module, nn.LayerNorm):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
@@ -133,14 +184,25 @@ class ViT(nn.Module):
             block.attn.proj.weight.div_(math.sqrt(2.0 * layer))
             block.mlp.fc2.weight.div_(math.sqrt(2.0 * layer))
 
+    def grid_for(self, height: int, width: int) -> tuple[int, int]:
+        """Patch grid of an input of this size (sides must be multiples of ``patch_size``)."""
+        patch = self.config.patch_size
+        if height % patch or width % patch or height <= 0 or width <= 0:
+            raise ValueError(f"ViT input {height}x{width} is not a multiple of the patch size {patch}")
+        return (height // patch, width // patch)
+
+    def position_embeddings(self, grid: tuple[int, int]) -> torch.Tensor:
+        """The (1, [1 +] h*w, dim) position embeddings for a ``grid`` input (interpolated when it is not the trained one)."""
+        return interpolate_pos_embed(self.pos_embed, grid, cls_token=self.cls_token is not None)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        expected = (self.config.in_channels, self.config.image_size, self.config.image_size)
-        if tuple(x.shape[1:]) != expected:
-            raise ValueError(f"ViT expects inputs (B, {expected[0]}, {expected[1]}, {expected[2]}), got {tuple(x.shape)}")
+        if x.ndim != 4 or x.shape[1] != self.config.in_channels:
+            raise ValueError(f"ViT expects inputs (B, {self.config.in_channels}, H, W), got {tuple(x.shape)}")
+        grid = self.grid_for(x.shape[-2], x.shape[-1])
         tokens = self.patch_embed(x).flatten(2).transpose(1, 2)
         if self.cls_token is not None:
             tokens = torch.cat([self.cls_token.expand(tokens.shape[0], -1, -1), tokens], dim=1)
-        tokens = tokens + self.pos_embed
+        tokens = tokens + self.position_embeddings(grid)
         for block in self.blocks:
             tokens = block(tokens)
         if self.cls_token is not None:
@@ -157,3 +219,26 @@ class TaskHead(nn.Sequential):
             if isinstance(module, nn.Linear):
                 nn.init.trunc_normal_(module.weight, std=0.02)
                 nn.init.zeros_(module.bias)
+
+
+class ViTPixelDecoder(nn.Module):
+    """The seed's ViT pixel decoder (``configs/decoder/vqkd.py``): a VQ-KD-style ViT over the code map
+    (patch size 1, class token, positions on ``grid`` interpolated to the input's) and a linear-tanh-linear
+    head to ``patch x patch`` RGB pixels per token, laid out as ``b (h w) (p q c) -> b c (h p) (w q)``."""
+
+    def __init__(self, config: ViTConfig, patch: int) -> None:
+        super().__init__()
+        self.patch = patch
+        self.vit = ViT(config)
+        self.head = TaskHead(config.dim, 3 * patch * patch)
+
+    @property
+    def last_layer(self) -> nn.Parameter:
+        """The weight the adaptive GAN weight is measured at (the seed's ``task_layer[-1]``)."""
+        return self.head[-1].weight
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = z.shape
+        p = self.patch
+        pixels = self.head(self.vit(z))  # (B, h*w, p*p*3), channels last as the seed's rearrange reads them
+        return pixels.view(b, h, w, p, p, 3).permute(0, 5, 1, 3, 2, 4).reshape(b, 3, h * p, w * p)

@@ -2,7 +2,9 @@
 
 ``images -> ViT encoder -> encode_head (linear-tanh-linear to the code dim) -> cosine codebook (EMA,
 k-means init) -> 1-block ViT decoder over the code map -> decode_head -> predicted teacher features``,
-trained with ``1 - cos(prediction, teacher feature)`` per patch.  The teacher is not part of the
+trained with ``1 - cos(prediction, teacher feature)`` per patch.  Inputs of any size that is a multiple
+of the patch size are tokenized (the encoder and the decoder interpolate their position embeddings, as
+BEiT v2 and the seed do), so a model trained at 224 px gives 16x16 tokens for 256 px images.  The teacher is not part of the
 tokenizer (``training`` passes it in), so checkpoints stay small and ``load_tokenizer`` needs nothing
 else.  The tokens carry semantics, not pixels: ``decode`` raises until a pixel decoder is trained on
 top (family ``pixel``, ``pixel_decoder.py``).
@@ -25,8 +27,13 @@ from vq_tokenizers.vit import TaskHead, ViT, ViTConfig
 
 def beit_quantizer(codebook_size: int, dim: int) -> dict[str, Any]:
     """BEiT v2's quantizer as a config dict: l2-normalised codes searched by cosine, k-means init on the
-    first training batch, EMA code updates (decay 0.99; renormalised, BEiT v2's "norm EMA")."""
-    return {"codebook_size": codebook_size, "dim": dim, "distance": "cosine", "kmeans_init": True, "ema": True, "ema_decay": 0.99}
+    first training batch, EMA code updates (decay 0.99; renormalised, BEiT v2's "norm EMA"), commitment
+    weight 1.0 on the normalised codes (BEiT v2 ``NormEMAVectorQuantizer(beta=1.0)``; the seed's
+    ``CommitmentLoss(mse=dict(norm=True))`` at its default weight 1)."""
+    return {
+        "codebook_size": codebook_size, "dim": dim, "distance": "cosine", "kmeans_init": True, "ema": True,
+        "ema_decay": 0.99, "beta": 1.0,
+    }
 
 
 class VQKDConfig(StrictConfig):
@@ -100,6 +107,11 @@ class VQKD(Tokenizer):
         return self.config.encoder.grid
 
     @property
+    def size_multiple(self) -> int:
+        """Any multiple of the patch size: position embeddings are interpolated (224 px training -> 256 px tokens)."""
+        return self.config.encoder.patch_size
+
+    @property
     def code_dim(self) -> int:
         return self.config.quantizer.dim
 
@@ -111,11 +123,11 @@ class VQKD(Tokenizer):
     # --- the model ------------------------------------------------------------------------------
     def code_map(self, images: torch.Tensor) -> torch.Tensor:
         """Images -> continuous codes (B, code_dim, h, w) before quantization (head in fp32, as BEiT v2)."""
-        self.check_image_size(images)
+        h, w = self.check_image_size(images)
         features = self.encoder(images)
         with torch.autocast(features.device.type, enabled=False):
             codes = self.encode_head(features.float())
-        b, (h, w) = codes.shape[0], self.grid
+        b = codes.shape[0]
         return codes.transpose(1, 2).reshape(b, self.code_dim, h, w)
 
     def quantize(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:

@@ -15,8 +15,8 @@ Key layout, read from the public code (``beit2/modeling_vqkd.py``, ``modeling_fi
   (``teacher_model.``), ``scaling_layer.`` and ``loss.`` are training-only and dropped; the converted
   quantizer is BEiT's (cosine, EMA, marked initialised), so training can continue from it.
 
-The separate ``q_bias``/``v_bias`` become one ``qkv`` bias with a zero key part (a key bias never
-changes attention).  The number of heads is not stored in the weights: BEiT uses 64-d heads, the default
+Attention has BEiT's layout (``qkv`` without bias, ``q_bias``, ``v_bias``, no key bias), so those keys
+load by name.  The number of heads is not stored in the weights: BEiT uses 64-d heads, the default
 here; pass ``heads`` for anything else.
 """
 
@@ -79,18 +79,13 @@ def _stack_config(state: dict[str, torch.Tensor], prefix: str, heads: int | None
     )
 
 
-def _fuse_qkv_bias(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """``attn.q_bias`` + ``attn.v_bias`` -> ``attn.qkv.bias`` = (q_bias, 0, v_bias); zeros when absent."""
+def _qkv_biases(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """BEiT's ``attn.q_bias`` / ``attn.v_bias`` load by name; a model built with ``qkv_bias=False`` gets zeros."""
     out = dict(state)
     for key in [k for k in state if k.endswith(".attn.qkv.weight")]:
         stem = key[: -len(".qkv.weight")]
-        dim = state[key].shape[0] // 3
-        q_bias = out.pop(f"{stem}.q_bias", None)
-        v_bias = out.pop(f"{stem}.v_bias", None)
-        zeros = state[key].new_zeros(dim)
-        q_bias = zeros if q_bias is None else q_bias
-        v_bias = zeros if v_bias is None else v_bias
-        out[f"{stem}.qkv.bias"] = torch.cat([q_bias, zeros, v_bias])
+        for name in ("q_bias", "v_bias"):
+            out.setdefault(f"{stem}.{name}", state[key].new_zeros(state[key].shape[0] // 3))
     return out
 
 
@@ -118,7 +113,7 @@ def beit_state_to_vqkd(
         quantizer=VectorQuantizerConfig(**{**beit_quantizer(codebook.shape[0], codebook.shape[1]), **(quantizer or {})}),
         target_dim=state["decode_task_layer.2.weight"].shape[0],
     )
-    ours = _fuse_qkv_bias(rename(state, RULES, drop=DROP_PREFIXES))
+    ours = _qkv_biases(rename(state, RULES, drop=DROP_PREFIXES))
     model = VQKD(config)
     missing, unexpected = model.load_state_dict(ours, strict=False)
     missing = [k for k in missing if not k.startswith("quantizer.")]

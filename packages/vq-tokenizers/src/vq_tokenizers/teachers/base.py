@@ -21,7 +21,7 @@ from torch import nn
 
 from vq_core import StrictConfig
 
-TeacherKind = Literal["clip", "vit", "dinov2", "torchvision_vit", "torchvision_convnext"]
+TeacherKind = Literal["clip", "vit", "dinov2", "torchvision_vit", "torchvision_convnext", "module"]
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -37,7 +37,9 @@ class TeacherConfig(StrictConfig):
     """Everything needed to rebuild a teacher's network (its weights travel in a state dict)."""
 
     kind: TeacherKind
-    arch: dict[str, Any] = Field(description="Hugging Face config dict, or {'name': <torchvision model name>}")
+    arch: dict[str, Any] = Field(
+        description="Hugging Face config dict, {'name': <torchvision model name>}, or {'class': 'pkg.mod:Class', 'kwargs': {...}} (module)"
+    )
     image_size: int = Field(gt=0, description="side the teacher sees; inputs are resized to it")
     layer: int | None = Field(
         default=None, description="hidden state to read (0: embeddings, i: after block i); None: final output"
@@ -75,8 +77,22 @@ class Teacher(nn.Module):
         return self.config.image_size
 
     @property
-    def grid(self) -> tuple[int, int]:
+    def stride(self) -> int:
+        """Input pixels per feature-grid cell along a side (patch size; 32 for ConvNeXt)."""
         raise NotImplementedError
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """Feature grid at the teacher's own input size."""
+        return self.grid_at(self.image_size)
+
+    def grid_at(self, image_size: int) -> tuple[int, int]:
+        """Feature grid when the teacher runs at ``image_size`` (ViT teachers interpolate their position
+        embeddings: the seed runs its Cluster teachers at 256 px, 16x16 patches)."""
+        if image_size <= 0 or image_size % self.stride:
+            raise ValueError(f"teacher {self.kind}: input size {image_size} is not a multiple of its stride {self.stride}")
+        side = image_size // self.stride
+        return (side, side)
 
     @property
     def dim(self) -> int:
@@ -87,24 +103,28 @@ class Teacher(nn.Module):
         return self.grid[0] * self.grid[1]
 
     # --- features --------------------------------------------------------------------------------
-    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
-        """[-1, 1] images of any size -> the teacher's normalised input at ``image_size``."""
+    def preprocess(self, images: torch.Tensor, image_size: int | None = None) -> torch.Tensor:
+        """[-1, 1] images of any size -> the teacher's normalised input at ``image_size`` (default: its own)."""
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"teacher {self.kind}: expected images (B, 3, H, W) in [-1, 1], got {tuple(images.shape)}")
+        size = image_size or self.image_size
         x = (images.float().clamp(-1, 1) + 1) / 2
-        if tuple(x.shape[-2:]) != (self.image_size, self.image_size):
-            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bicubic", antialias=True, align_corners=False)
+        if tuple(x.shape[-2:]) != (size, size):
+            x = F.interpolate(x, size=(size, size), mode="bicubic", antialias=True, align_corners=False)
             x = x.clamp(0, 1)
         return (x - self.mean) / self.std
 
     def forward_features(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Normalised pixels (B, 3, image_size, image_size) -> patch features (B, N, D)."""
+        """Normalised square pixels (B, 3, S, S), S a multiple of :attr:`stride` -> patch features (B, N, D)."""
         raise NotImplementedError
 
     @torch.no_grad()
-    def features(self, images: torch.Tensor) -> torch.Tensor:
-        """Images in [-1, 1] (B, 3, H, W) -> fp32 patch features (B, grid_h * grid_w, dim), row-major."""
-        return self.forward_features(self.preprocess(images)).float()
+    def features(self, images: torch.Tensor, image_size: int | None = None) -> torch.Tensor:
+        """Images in [-1, 1] (B, 3, H, W) -> fp32 patch features (B, h * w, dim), row-major, with the
+        teacher run at ``image_size`` (default: its own input size; grid :meth:`grid_at`)."""
+        if image_size is not None:
+            self.grid_at(image_size)
+        return self.forward_features(self.preprocess(images, image_size)).float()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.features(images)

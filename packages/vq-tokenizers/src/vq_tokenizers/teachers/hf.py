@@ -71,9 +71,8 @@ class HFTeacher(Teacher):
         self.freeze()
 
     @property
-    def grid(self) -> tuple[int, int]:
-        side = self.image_size // self._hf_config.patch_size
-        return (side, side)
+    def stride(self) -> int:
+        return int(self._hf_config.patch_size)
 
     @property
     def dim(self) -> int:
@@ -82,7 +81,7 @@ class HFTeacher(Teacher):
     def forward_features(self, pixels: torch.Tensor) -> torch.Tensor:
         wants_hidden = self.config.layer is not None
         kwargs: dict[str, Any] = {"output_hidden_states": wants_hidden}
-        if self.config.kind != "dinov2" and self.image_size != self._hf_config.image_size:
+        if self.config.kind != "dinov2" and pixels.shape[-1] != self._hf_config.image_size:
             kwargs["interpolate_pos_encoding"] = True  # DINOv2 always interpolates
         # CLIPVisionModelWithProjection wraps the tower in `vision_model`; the other classes are the tower
         tower = getattr(self.model, "vision_model", self.model)

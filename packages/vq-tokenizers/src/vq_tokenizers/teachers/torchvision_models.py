@@ -55,10 +55,16 @@ class TorchvisionTeacher(Teacher):
         self.freeze()
 
     @property
-    def grid(self) -> tuple[int, int]:
-        stride = self.model.patch_size if self.config.kind == "torchvision_vit" else 32
-        side = self.image_size // stride
-        return (side, side)
+    def stride(self) -> int:
+        return self.model.patch_size if self.config.kind == "torchvision_vit" else 32
+
+    def grid_at(self, image_size: int) -> tuple[int, int]:
+        if self.config.kind == "torchvision_vit" and image_size != self.model.image_size:
+            raise ValueError(
+                f"{self.config.arch['name']} runs at {self.model.image_size} px only (torchvision ViTs do not interpolate "
+                f"position embeddings), not {image_size}"
+            )
+        return super().grid_at(image_size)
 
     @property
     def dim(self) -> int:
