@@ -183,10 +183,59 @@ def test_torchvision_convnext_loads_from_file(tmp_path) -> None:
     torch.testing.assert_close(teacher.features(x), expected.flatten(2).transpose(1, 2), rtol=1e-4, atol=1e-4)
 
 
-def test_resample_grid_is_identity_or_bilinear() -> None:
-    features = torch.arange(16.0).view(1, 16, 1)
-    assert resample_grid(features, (4, 4), (4, 4)) is features
-    down = resample_grid(features, (4, 4), (2, 2))
-    # bilinear at half resolution averages each 2x2 block of a linear ramp
-    expected = torch.tensor([[2.5, 4.5], [10.5, 12.5]]).view(1, 4, 1)
-    torch.testing.assert_close(down, expected)
+def test_resample_grid_is_identity_or_the_seeds_bicubic() -> None:
+    features = torch.randn(2, 49, 5)
+    assert resample_grid(features, (7, 7), (7, 7)) is features
+    up = resample_grid(features, (7, 7), (14, 14))  # ConvNeXt's 7x7 map onto VQ-KD's 14x14 tokens
+    # the seed's BaseTeacher: F.interpolate(x (B, C, h, w), output_wh, mode='bicubic')
+    expected = torch.nn.functional.interpolate(features.transpose(1, 2).reshape(2, 5, 7, 7), (14, 14), mode="bicubic")
+    torch.testing.assert_close(up, expected.flatten(2).transpose(1, 2))
+    assert up.shape == (2, 196, 5)
+
+
+def test_clip_ln_teacher_is_the_post_layernorm_without_projection(clip_dir, images) -> None:
+    """The seed's Cluster CLIP encoder (``CLIPTeacher(with_proj=False)``): ``ln_post`` on every patch token."""
+    path, reference = clip_dir
+    teacher = load_teacher(f"clip-ln:{path}")
+    with torch.no_grad():
+        hidden = reference.vision_model(pixel_values=_clip_pixels(images)).last_hidden_state[:, 1:]
+        ln = torch.nn.functional.layer_norm(
+            hidden, (32,), reference.vision_model.post_layernorm.weight, reference.vision_model.post_layernorm.bias,
+            reference.config.layer_norm_eps,
+        )
+    assert teacher.dim == 32 and teacher.config.post_norm and not teacher.config.project
+    torch.testing.assert_close(teacher.features(images), ln, rtol=1e-5, atol=1e-5)
+    rebuilt = build_teacher(teacher.config)
+    rebuilt.load_state_dict(teacher.state_dict())
+    torch.testing.assert_close(rebuilt.features(images), ln, rtol=1e-5, atol=1e-5)
+
+
+def test_mae_teacher_sees_every_patch_in_order(tmp_path, images) -> None:
+    """MAE ViT (transformers ViTMAEModel): no masking, no shuffling; features = the final LayerNorm output,
+    checked against the same weights run as a plain ViT stack here (patch embedding + fixed sin-cos positions)."""
+    from transformers import ViTMAEConfig, ViTMAEModel
+
+    torch.manual_seed(3)
+    reference = ViTMAEModel(ViTMAEConfig(**TINY, intermediate_size=64, mask_ratio=0.75)).eval()
+    reference.save_pretrained(tmp_path / "mae")
+    teacher = load_teacher(f"mae:{tmp_path / 'mae'}")
+    assert (teacher.grid, teacher.dim, teacher.kind) == ((4, 4), 32, "mae")
+    pixels = ((images + 1) / 2 - IMAGENET_MEAN) / IMAGENET_STD
+    with torch.no_grad():  # independent of masking: embeddings by hand, then the encoder and the final norm
+        emb = reference.embeddings
+        tokens = emb.patch_embeddings(pixels) + emb.position_embeddings[:, 1:]
+        cls = (emb.cls_token + emb.position_embeddings[:, :1]).expand(3, -1, -1)
+        hidden = torch.cat([cls, tokens], dim=1)
+        for layer in reference.layers:
+            hidden = layer(hidden)
+            hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+        expected = reference.layernorm(hidden)[:, 1:]
+    torch.testing.assert_close(teacher.features(images), expected, rtol=1e-5, atol=1e-5)
+    assert teacher.grid_at(64) == (8, 8) and teacher.features(torch.zeros(1, 3, 64, 64), 64).shape == (1, 64, 32)
+
+
+def test_open_clip_teachers_name_the_missing_package() -> None:
+    with pytest.raises(TeacherError, match="open_clip_torch"):
+        load_teacher("openclip:/models/ViT-L-14")
+    with pytest.raises(TeacherError, match="open_clip_torch"):
+        load_teacher("evaclip:/models/EVA02-CLIP-B-16")

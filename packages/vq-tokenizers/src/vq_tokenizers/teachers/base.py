@@ -21,7 +21,7 @@ from torch import nn
 
 from vq_core import StrictConfig
 
-TeacherKind = Literal["clip", "vit", "dinov2", "torchvision_vit", "torchvision_convnext", "module"]
+TeacherKind = Literal["clip", "vit", "dinov2", "mae", "torchvision_vit", "torchvision_convnext", "module"]
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -45,6 +45,11 @@ class TeacherConfig(StrictConfig):
         default=None, description="hidden state to read (0: embeddings, i: after block i); None: final output"
     )
     project: bool = Field(default=False, description="clip only: post-layernorm + visual projection (BEiT v2 target)")
+    post_norm: bool = Field(
+        default=False,
+        description="clip only: post-layernorm on every patch token, no projection (the seed's CLIPTeacher(with_proj=False), "
+        "its Cluster CLIP encoder: 768-d for ViT-B/16)",
+    )
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     source: str = Field(default="", description="where the weights came from (informational)")
@@ -78,8 +83,9 @@ class Teacher(nn.Module):
 
     @property
     def stride(self) -> int:
-        """Input pixels per feature-grid cell along a side (patch size; 32 for ConvNeXt)."""
-        raise NotImplementedError
+        """Input pixels per feature-grid cell along a side (patch size; 32 for ConvNeXt).  Subclasses define
+        this or :attr:`grid`; the default reads it off ``grid`` at the teacher's own size."""
+        return self.image_size // self.grid[0]
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -131,9 +137,11 @@ class Teacher(nn.Module):
 
 
 def resample_grid(features: torch.Tensor, source: tuple[int, int], target: tuple[int, int]) -> torch.Tensor:
-    """Patch features (B, h*w, D) on grid ``source`` -> (B, h'*w', D) on ``target`` (bilinear; identity if equal).
+    """Patch features (B, h*w, D) on grid ``source`` -> (B, h'*w', D) on ``target`` (identity if equal).
 
-    Lets a student with a 16x16 token grid learn from a teacher with a 14x14 patch grid (or vice versa).
+    Lets a student with a 14x14 token grid learn from a teacher with a 16x16 patch grid (OpenCLIP /14,
+    DINOv2) or a 7x7 map (ConvNeXt); bicubic without antialiasing, the seed's ``BaseTeacher``
+    ``F.interpolate(x, output_wh, mode='bicubic')``.
     """
     if tuple(source) == tuple(target):
         return features
@@ -141,5 +149,5 @@ def resample_grid(features: torch.Tensor, source: tuple[int, int], target: tuple
     if n != source[0] * source[1]:
         raise ValueError(f"features have {n} tokens, not the {source[0]}x{source[1]} grid they were said to have")
     grid = features.transpose(1, 2).reshape(b, d, *source)
-    grid = F.interpolate(grid, size=target, mode="bilinear", align_corners=False)
+    grid = F.interpolate(grid, size=tuple(target), mode="bicubic", align_corners=False)
     return grid.flatten(2).transpose(1, 2)

@@ -1,9 +1,12 @@
-"""Hugging Face ``transformers`` teachers: CLIP vision towers, ViT/DINO and DINOv2.
+"""Hugging Face ``transformers`` teachers: CLIP vision towers, ViT/DINO, DINOv2 and MAE.
 
 Patch features are the chosen hidden state without the class token: by default the model's final
 output (CLIP: ``last_hidden_state``, which has no final norm; ViT/DINO and DINOv2: after their final
 LayerNorm), or ``hidden_states[layer]``.  ``project=True`` (CLIP only) applies CLIP's post-LayerNorm
-and visual projection to every patch token, which is the VQ-KD target of BEiT v2 (512-d for ViT-B/16).
+and visual projection to every patch token, which is the VQ-KD target of BEiT v2 (512-d for ViT-B/16);
+``post_norm=True`` (CLIP only) applies the post-LayerNorm alone (the seed's Cluster CLIP features, 768-d).
+MAE (``ViTMAEModel``, e.g. ``facebook/vit-mae-base``) runs unmasked: ``mask_ratio`` 0 and ascending
+noise, so no patch is dropped or shuffled, and reads the final LayerNorm output as the seed's MAE teacher.
 Weights load with ``local_files_only=True``: nothing is ever downloaded.
 """
 
@@ -24,6 +27,8 @@ from transformers import (
     PretrainedConfig,
     PreTrainedModel,
     ViTConfig,
+    ViTMAEConfig,
+    ViTMAEModel,
     ViTModel,
 )
 
@@ -31,8 +36,13 @@ from vq_tokenizers.teachers.base import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAG
 
 HF_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 _VOLATILE_KEYS = {"transformers_version", "_name_or_path", "architectures", "dtype", "torch_dtype"}
-_CONFIG_CLASSES: dict[str, type[PretrainedConfig]] = {"clip": CLIPVisionConfig, "vit": ViTConfig, "dinov2": Dinov2Config}
-_DEFAULT_NORM = {"clip": (CLIP_MEAN, CLIP_STD), "vit": (IMAGENET_MEAN, IMAGENET_STD), "dinov2": (IMAGENET_MEAN, IMAGENET_STD)}
+_CONFIG_CLASSES: dict[str, type[PretrainedConfig]] = {
+    "clip": CLIPVisionConfig, "vit": ViTConfig, "dinov2": Dinov2Config, "mae": ViTMAEConfig,
+}
+_DEFAULT_NORM = {
+    "clip": (CLIP_MEAN, CLIP_STD), "vit": (IMAGENET_MEAN, IMAGENET_STD), "dinov2": (IMAGENET_MEAN, IMAGENET_STD),
+    "mae": (IMAGENET_MEAN, IMAGENET_STD),
+}
 
 
 def _model_class(kind: str, project: bool) -> type[PreTrainedModel]:
@@ -40,7 +50,7 @@ def _model_class(kind: str, project: bool) -> type[PreTrainedModel]:
         return CLIPVisionModelWithProjection if project else CLIPVisionModel
     if project:
         raise ValueError(f"teacher kind {kind!r} has no projection head; project=True is for clip only")
-    return {"vit": ViTModel, "dinov2": Dinov2Model}[kind]
+    return {"vit": ViTModel, "dinov2": Dinov2Model, "mae": ViTMAEModel}[kind]
 
 
 def _instantiate(cls: type[PreTrainedModel], config: PretrainedConfig) -> PreTrainedModel:
@@ -58,7 +68,11 @@ class HFTeacher(Teacher):
     def __init__(self, config: TeacherConfig, model: PreTrainedModel | None = None) -> None:
         super().__init__(config)
         cls = _model_class(config.kind, config.project)
+        if config.post_norm and (config.kind != "clip" or config.project):
+            raise ValueError("post_norm is for clip teachers without projection")
         hf_config = _CONFIG_CLASSES[config.kind].from_dict(dict(config.arch))
+        if config.kind == "mae":
+            hf_config.mask_ratio = 0.0  # a teacher sees every patch
         self.model = model if model is not None else _instantiate(cls, hf_config)
         self._hf_config = self.model.config
         depth = self._hf_config.num_hidden_layers
@@ -85,11 +99,16 @@ class HFTeacher(Teacher):
             kwargs["interpolate_pos_encoding"] = True  # DINOv2 always interpolates
         # CLIPVisionModelWithProjection wraps the tower in `vision_model`; the other classes are the tower
         tower = getattr(self.model, "vision_model", self.model)
+        if self.config.kind == "mae":  # ascending noise keeps every patch in place (mask_ratio is 0)
+            patches = (pixels.shape[-2] // self.stride) * (pixels.shape[-1] // self.stride)
+            kwargs["noise"] = torch.arange(patches, device=pixels.device, dtype=torch.float32).expand(pixels.shape[0], -1)
         out = tower(pixel_values=pixels, **kwargs)
         hidden = out.hidden_states[self.config.layer] if wants_hidden else out.last_hidden_state
         patches = hidden[:, 1:]
         if self.config.project:
             patches = self.model.visual_projection(tower.post_layernorm(patches))
+        elif self.config.post_norm:
+            patches = tower.post_layernorm(patches)
         return patches
 
 
@@ -138,7 +157,13 @@ def _clip_vision_config(path: Path) -> CLIPVisionConfig | None:
 
 
 def load_hf_teacher(
-    kind: str, path: str | Path, *, image_size: int | None = None, layer: int | None = None, project: bool = False
+    kind: str,
+    path: str | Path,
+    *,
+    image_size: int | None = None,
+    layer: int | None = None,
+    project: bool = False,
+    post_norm: bool = False,
 ) -> HFTeacher:
     """Load a ``transformers`` teacher from a local directory (a CLIP directory may hold a full CLIPModel)."""
     path = Path(path)
@@ -156,9 +181,11 @@ def load_hf_teacher(
     defaults = _preprocessor_defaults(path)
     mean, std = defaults.get("mean", _DEFAULT_NORM[kind][0]), defaults.get("std", _DEFAULT_NORM[kind][1])
     size = image_size or defaults.get("image_size") or (224 if kind == "dinov2" else model.config.image_size)
+    if kind == "mae":
+        model.config.mask_ratio = 0.0
     config = TeacherConfig(
-        kind=kind, arch=arch_dict(model.config), image_size=size, layer=layer, project=project, mean=mean, std=std,
-        source=str(path),
+        kind=kind, arch=arch_dict(model.config), image_size=size, layer=layer, project=project, post_norm=post_norm,
+        mean=mean, std=std, source=str(path),
     )
     return HFTeacher(config, model)
 
