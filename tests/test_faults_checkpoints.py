@@ -241,3 +241,16 @@ def test_ar_resume_falls_back_past_a_truncated_checkpoint(world: dict[str, Path]
     assert _steps(tmp_path / "b" / "metrics.jsonl") == [1, 2, 3]
     a, b = (load_checkpoint(tmp_path / run / "model.safetensors").model for run in ("straight", "b"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_tokenize_refuses_a_tokenizer_with_nonfinite_weights(world: dict[str, Path], tmp_path: Path, one_thread: None) -> None:
+    with safe_open(world["tokenizer"], framework="pt") as handle:
+        metadata = handle.metadata()
+        tensors = {k: handle.get_tensor(k) for k in handle.keys()}
+    name = next(k for k, v in tensors.items() if v.is_floating_point() and "encoder" in k)
+    tensors[name].fill_(float("inf"))
+    broken = tmp_path / "inf.safetensors"
+    save_file(tensors, broken, metadata=metadata)
+    result = CliRunner().invoke(tok_main, ["tokenize", str(world["images"]), "--ckpt", str(broken), "--out", str(tmp_path / "t")])
+    _one_line_error(result, str(broken), "NaN/inf", name)
+    assert not (tmp_path / "t" / "manifest.json").exists()

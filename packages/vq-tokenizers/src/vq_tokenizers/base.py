@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from vq_core import CheckpointError, StrictConfig, load_checkpoint, save_checkpoint
+from vq_core import CheckpointError, StrictConfig, load_checkpoint, nonfinite_tensors, save_checkpoint
 from vq_tokenizers.token_space import weights_digest
 
 
@@ -143,8 +143,14 @@ def save_tokenizer(
 
 
 def load_tokenizer(path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu") -> Tokenizer:
-    """Rebuild a tokenizer from a checkpoint alone, in eval mode."""
+    """Rebuild a tokenizer from a checkpoint alone, in eval mode; NaN/inf weights are refused (they tokenize garbage)."""
     ckpt = load_checkpoint(path, map_location=map_location)
+    bad = nonfinite_tensors(ckpt.model)
+    if bad:
+        raise CheckpointError(
+            f"checkpoint {path} holds NaN/inf weights ({', '.join(bad[:3])}): it comes from a diverged run; "
+            "use an earlier checkpoint or retrain with a lower --lr"
+        )
     try:
         model = build_tokenizer(ckpt.family, ckpt.config)
     except KeyError as err:
