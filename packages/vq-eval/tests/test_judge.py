@@ -21,7 +21,7 @@ def digits():
 
 def test_judge_trained_on_heldout_digits_judges_unseen_real_digits(digits):
     judge, images, labels = digits
-    assert judge.accuracy(images, labels) >= 0.97  # measured 0.987
+    assert judge.accuracy(images, labels) >= 0.965  # measured 0.975
     # the same judgement whatever form the images come in: uint8 RGB, or tensors in [-1, 1] at 32 px
     tensors = torch.from_numpy(images[:200]).permute(0, 3, 1, 2).float().div(127.5).sub(1)
     np.testing.assert_array_equal(judge.predict(tensors), judge.predict(images[:200]))

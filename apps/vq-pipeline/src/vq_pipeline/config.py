@@ -110,6 +110,21 @@ class EvalStage(StrictConfig):
     grid_images: int = Field(default=16, gt=0, description="originals/reconstructions shown in the report")
 
 
+class JudgeStage(StrictConfig):
+    """An independent judge (vq_eval.PixelJudge) fitted on the eval split's real images scores reconstructions
+    and samples at each guidance scale (vq_pipeline.judged); for small labelled images such as digits."""
+
+    per_class: int = Field(default=20, gt=0, description="samples of every class judged at each guidance scale")
+    cfg_scales: list[float] | None = Field(default=None, description="guidance scales compared; None: [1.0 (no guidance), sample.cfg_scale]")
+    max_images: int = Field(default=2000, gt=0, description="real training images judged, reconstructed, and compared with samples")
+    grid_per_class: int = Field(default=10, gt=0, description="samples a row in each labelled grid")
+    batch_size: int = Field(default=256, gt=0)
+
+    def scales(self, cfg_scale: float) -> list[float]:
+        """The guidance scales to sample at, no-guidance first."""
+        return list(self.cfg_scales) if self.cfg_scales is not None else sorted({1.0, cfg_scale})
+
+
 class RaySettings(StrictConfig):
     """How trainers and tokenizing run: in this process, or as Ray Train / Ray Data jobs (docs/ray.md)."""
 
@@ -128,6 +143,7 @@ class PipelineConfig(StrictConfig):
     ar: ARStage = Field(default_factory=ARStage)
     sample: SampleStage = Field(default_factory=SampleStage)
     eval: EvalStage = Field(default_factory=EvalStage)
+    judge: JudgeStage | None = Field(default=None, description="judged report (vq_pipeline.judged); None: no judge")
     ray: RaySettings = Field(default_factory=RaySettings)
 
 

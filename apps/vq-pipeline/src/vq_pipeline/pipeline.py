@@ -254,6 +254,25 @@ class Pipeline:
         }
         return self._stage("eval", settings, body)
 
+    def judge(self, data: StageResult, decoder: StageResult, ar: StageResult) -> StageResult | None:
+        """The judged figures of :mod:`vq_pipeline.judged` (None when the config has no ``judge``)."""
+        cfg = self.config.judge
+        if cfg is None:
+            return None
+        from vq_pipeline.judged import judge_stage
+
+        def body(directory: Path, digest: str) -> dict[str, Any]:
+            return judge_stage(
+                data=data.outputs, tokenizer_checkpoint=decoder.outputs["checkpoint"], ar_model=ar.outputs["model"],
+                settings=cfg, sampling=self.config.sample, seed=self.config.seed, out=directory, device=_device(),
+            )
+
+        settings = {
+            "judge": cfg.model_dump(mode="json"), "sample": self.config.sample.model_dump(mode="json"), "seed": self.config.seed,
+            "data": data.hash, "decoder": decoder.hash, "ar": ar.hash,
+        }
+        return self._stage("judge", settings, body)
+
     # --- the whole run ---------------------------------------------------------------------------
     def run(self) -> PipelineResult:
         from vq_pipeline.report import write_pipeline_report
@@ -268,9 +287,10 @@ class Pipeline:
         ar = self.ar(tokens)
         samples = self.samples(ar, decoder)
         evaluation = self.evaluation(data, decoder, samples)
+        judged = self.judge(data, decoder, ar)
         self.result.seconds = time.perf_counter() - start
         self.result.metrics = _final_metrics(self.result)
-        self.result.report = write_pipeline_report(self.result, self.config, evaluation, samples)
+        self.result.report = write_pipeline_report(self.result, self.config, evaluation, samples, judged)
         log.info("pipeline done in %.1fs; report %s", self.result.seconds, self.result.report)
         return self.result
 
@@ -284,6 +304,9 @@ def _final_metrics(result: PipelineResult) -> dict[str, Any]:
             for key, value in stage.outputs.get("metrics", {}).items():
                 if isinstance(value, (int, float)):
                     metrics[f"{name}_{key}"] = value
+    judged = next((s for s in result.stages if s.name == "judge"), None)
+    if judged is not None:
+        metrics.update(judged.outputs["metrics"])
     metrics["train_images"] = result.stage("data").outputs["train_images"]
     metrics["token_samples"] = result.stage("tokens").outputs["num_samples"]
     metrics["generated_images"] = result.stage("samples").outputs["num_samples"]
