@@ -191,18 +191,49 @@ def convert_llamagen_cmd(checkpoint: str, out: str, image_size: int, weights: st
     click.echo(convert_llamagen(checkpoint, out, image_size=image_size, weights=weights, trust_pickle=trust_pickle))
 
 
-@main.command()
-def presets() -> None:
-    """List the named presets (vq-tok train, train-vqkd, train-pixel-decoder)."""
+def _preset_rows() -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
+    """(family, name) -> (description, the resolved fields) of every preset."""
+    from vq_tokenizers.autoencoder import AutoencoderConfig  # noqa: F401  (registers the conv families)
+    from vq_tokenizers.base import tokenizer_class
+    from vq_tokenizers.cluster_presets import CLUSTER_PRESETS
     from vq_tokenizers.pixel_decoder_training import PIXEL_DECODER_PRESETS
     from vq_tokenizers.presets import PRESETS
+    from vq_tokenizers.vqkd import VQKDConfig
     from vq_tokenizers.vqkd_training import VQKD_PRESETS
 
-    rows = [(family, name, p.description) for (family, name), p in PRESETS.items()]
-    rows += [("vqkd", name, p.description) for name, p in VQKD_PRESETS.items()]
-    rows += [("pixel", name, p.description) for name, p in PIXEL_DECODER_PRESETS.items()]
-    for family, name, description in sorted(rows):
-        click.echo(f"{family:6s} {name:28s} {description}")
+    rows: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+    for (family, name), p in PRESETS.items():
+        model = tokenizer_class(family).config_class.from_dict(p.model, source=f"preset {name}").model_dump(mode="json")
+        rows[(family, name)] = (p.description, {"model": model, "loss": p.loss.model_dump(mode="json"), "train": p.train.model_dump(mode="json")})
+    for name, p in VQKD_PRESETS.items():
+        model = VQKDConfig.from_dict(p.model, source=f"preset {name}").model_dump(mode="json")
+        rows[("vqkd", name)] = (p.description, {"teacher": p.teacher, "model": model, "train": p.train.model_dump(mode="json")})
+    for name, p in PIXEL_DECODER_PRESETS.items():
+        rows[("pixel", name)] = (p.description, {"decoder": dict(p.model), "loss": p.loss.model_dump(mode="json"), "train": p.train.model_dump(mode="json")})
+    for name, p in CLUSTER_PRESETS.items():
+        rows[("cluster", name)] = (p.description, p.model_dump(mode="json", exclude={"name", "description"}))
+    return rows
+
+
+@main.command()
+@click.option("--show", "show", default=None, metavar="NAME", help="print the resolved fields of one preset (JSON)")
+@click.option("--family", default=None, help="with --show: the family of a name several families use (tiny)")
+def presets(show: str | None, family: str | None) -> None:
+    """List the named presets (vq-tok train, train-vqkd, fit-cluster, train-pixel-decoder), or --show one."""
+    rows = _preset_rows()
+    if show is None:
+        for (fam, name), (description, _) in sorted(rows.items()):
+            click.echo(f"{fam:7s} {name:28s} {description}")
+        return
+    matches = [key for key in rows if key[1] == show and (family is None or key[0] == family)]
+    if len(matches) != 1:
+        what = "no preset" if not matches else "several presets"
+        raise click.UsageError(
+            f"{what} named {show!r}{f' in family {family!r}' if family else ''} (--show); "
+            f"{'pass --family' if matches else 'see vq-tok presets'}"
+        )
+    (fam, name), (description, fields) = matches[0], rows[matches[0]]
+    click.echo(json.dumps({"family": fam, "name": name, "description": description, **fields}, indent=2))
 
 
 for _module in COMMAND_MODULES:

@@ -73,6 +73,11 @@ class VQKDTrainConfig(StrictConfig):
     seed: int = 0
     device: str | None = None
     precision: Literal["auto", "fp32", "bf16"] = "auto"
+    crop_scale: tuple[float, float] = Field(
+        default=(0.64, 1.0),
+        description="RandomResizedCrop area range of the training images (the seed's and BEiT v2's VQ-KD: (0.08, 1), "
+        "torchvision's default, on the original images)",
+    )
 
     def lr_at(self, step: int) -> float:
         """Linear warmup to ``lr``, then half a cosine down to ``min_lr`` at ``steps``."""
@@ -92,21 +97,48 @@ class VQKDPreset(BaseModel):
     description: str
 
 
+SEED_VQKD_TRAIN = VQKDTrainConfig(
+    steps=250_000, batch_size=512, lr=2e-4, min_lr=1e-5, warmup_steps=25_000, weight_decay=1e-4, betas=(0.9, 0.99),
+    ckpt_every=10_000, crop_scale=(0.08, 1.0),
+)
+"""The seed's ``configs/vqkd/runner.py`` + ``interface.py``: AdamW lr 2e-4, wd 1e-4, betas (0.9, 0.99), eps 1e-8,
+linear warmup over 25k then cosine to 1e-5 at 250k iterations, batch 512 in total, RandomResizedCrop(224)
+with torchvision's default scale (0.08, 1) + flip ('default' augmentation), checkpoints every 10k."""
+
+
+def _seed_vqkd(teacher: str, target_dim: int, codebook_size: int = 8192) -> dict[str, Any]:
+    """The seed's ``configs/vqkd/model.py``: ViT-B/16 encoder at 224, 32-d cosine codes, 1-block decoder."""
+    return {
+        "encoder": {"image_size": 224, "patch_size": 16, "dim": 768, "depth": 12, "heads": 12},
+        "decoder": {"image_size": 14, "patch_size": 1, "in_channels": 32, "dim": 768, "depth": 1, "heads": 12},
+        "quantizer": beit_quantizer(codebook_size, 32),
+        "target_dim": target_dim,
+    }
+
+
+# (preset, teacher spec kind, target width, codebook, seed config, teacher as the seed names it)
+SEED_VQKD_ROWS = (
+    ("vqkd_clip_8192", "clip-proj", 512, 8192, "clip_8192_imagenet_ddp.py", "OpenAI CLIP ViT-B/16 after ln_post + proj"),
+    ("vqkd_dino_8192", "dino", 768, 8192, "dino_8192_imagenet_ddp.py", "DINO ViT-B/16"),
+    ("vqkd_mae_8192", "mae", 768, 8192, "mae_8192_imagenet_ddp.py", "MAE ViT-B/16 (mae_pretrain_vit_base)"),
+    ("vqkd_vit_8192", "tv-vit_b_16", 768, 8192, "vit_8192_imagenet_ddp.py", "torchvision vit_b_16 IMAGENET1K_V1"),
+    ("vqkd_vit_16384", "tv-vit_b_16", 768, 16384, "vit_16384_imagenet_ddp.py", "torchvision vit_b_16 IMAGENET1K_V1"),
+    ("vqkd_convnext_8192", "tv-convnext_base", 1024, 8192, "convnext_8192_imagenet_ddp.py", "torchvision convnext_base IMAGENET1K_V1, 7x7 map"),
+    ("vqkd_evaclip_8192", "evaclip", 768, 8192, "evaclip_8192_imagenet_ddp.py", "EVA02-CLIP-B-16 (open_clip; not implemented)"),
+    ("vqkd_openclip_L_14_8192", "openclip", 768, 8192, "openclip_L_14_8192_imagenet_ddp.py", "OpenCLIP ViT-L-14 laion2B_s32B_b82k (not implemented)"),
+    ("vqkd_openclip_bigG_14_8192", "openclip", 1280, 8192, "openclip_bigG_14_8192_imagenet_ddp.py", "OpenCLIP ViT-bigG-14 laion2b_s39b_b160k (not implemented)"),
+)
+
 VQKD_PRESETS: dict[str, VQKDPreset] = {
     p.name: p
     for p in (
-        VQKDPreset(
-            name="vqkd_clip_8192",
-            model={
-                "encoder": {"image_size": 224, "patch_size": 16, "dim": 768, "depth": 12, "heads": 12},
-                "decoder": {"image_size": 14, "patch_size": 1, "in_channels": 32, "dim": 768, "depth": 1, "heads": 12},
-                "quantizer": beit_quantizer(8192, 32),
-                "target_dim": 512,
-            },
-            # 100 ImageNet epochs at batch 512 (2502 steps each), 10 warmup epochs (BEiT v2 TOKENIZER.md)
-            train=VQKDTrainConfig(steps=250_200, batch_size=512, lr=2e-4, min_lr=1e-5, warmup_steps=25_020, ckpt_every=5000),
-            teacher="clip-proj",
-            description="BEiT v2 VQ-KD: ViT-B/16 encoder, 8192 x 32 cosine codes, 1-block decoder, CLIP ViT-B/16 (512-d) targets",
+        *(
+            VQKDPreset(
+                name=name, model=_seed_vqkd(teacher, dim, k), train=SEED_VQKD_TRAIN, teacher=teacher,
+                description=f"seed configs/vqkd/{config}: ViT-B/16 at 224, {k} x 32 cosine codes, 1-block decoder, "
+                f"{label} ({dim}-d targets on a 14x14 grid)",
+            )
+            for name, teacher, dim, k, config, label in SEED_VQKD_ROWS
         ),
         VQKDPreset(
             name="tiny",
@@ -399,7 +431,7 @@ def train_vqkd(config: dict[str, Any] | VQKDJob, session: Any = None) -> dict[st
         raise ValueError(f"batch_size {train_config.batch_size} is not divisible by the {world} processes")
     batches = ImageBatches(
         job.data, image_size=model.image_size, batch_size=train_config.batch_size // world, seed=train_config.seed,
-        rank=rank, world_size=world,
+        rank=rank, world_size=world, scale=train_config.crop_scale,
     )
     hooks = [session_hook(session)] if session is not None else []
     device = session.device if session is not None and train_config.device is None else None

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from vq_core import StrictConfig
+from vq_core import ConfigError, StrictConfig
 from vq_tokenizers.losses.adaptive import adaptive_generator_weight
 from vq_tokenizers.losses.discriminator import NLayerDiscriminator, hinge_d_loss, hinge_g_loss
 from vq_tokenizers.losses.lpips import LPIPS
@@ -35,6 +36,11 @@ class LossConfig(StrictConfig):
     adaptive_gain: float | None = Field(default=0.8, ge=0, description="None: no adaptive weight (weight 1)")
     disc_layers: int = Field(default=3, ge=1, description="PatchGAN depth (published: 3, or 2 in 'dd2' setups)")
     disc_channels: int = Field(default=64, gt=0)
+    discriminator: Literal["patchgan", "stylegan2"] = Field(
+        default="patchgan",
+        description="patchgan (taming/LlamaGen NLayerDiscriminator); stylegan2 (the seed's vqgan/8192_stylegan2, "
+        "LlamaGen --disc-type stylegan) is named so presets can state it, but not implemented yet",
+    )
 
 
 @contextlib.contextmanager
@@ -53,6 +59,11 @@ class VQGANLoss(nn.Module):
     def __init__(self, config: LossConfig) -> None:
         super().__init__()
         self.config = config
+        if config.discriminator != "patchgan":
+            raise ConfigError(
+                f"loss.discriminator {config.discriminator!r}: the StyleGAN2 discriminator (with R1 penalty and the "
+                f"non-saturating loss) is not implemented yet; use discriminator='patchgan'"
+            )
         self.discriminator = NLayerDiscriminator(3, config.disc_channels, config.disc_layers)
         self.lpips = LPIPS(config.lpips_vgg_weights) if config.perceptual_weight > 0 else None
 

@@ -32,14 +32,16 @@ class ImageBatches:
         rank: int = 0,
         world_size: int = 1,
         flip: bool = True,
+        scale: tuple[float, float] | None = None,
     ) -> None:
+        """``scale``: the random-resized crop's area range (None: vq-data's default)."""
         self.source = source if isinstance(source, ImageSource) else ImageSource(source)
         self.image_size = image_size
         self.batch_size = batch_size
         self.seed = seed
         self.rank = rank
         self.world_size = world_size
-        self.transform = TrainTransform(image_size, flip=flip)
+        self.transform = TrainTransform(image_size, flip=flip) if scale is None else TrainTransform(image_size, flip=flip, scale=scale)
         self._split_chunks = len(self.source.chunk_sizes) >= world_size
         if self._epoch_size(0) == 0:
             raise ValueError(f"{self.source.path}: rank {rank} of {world_size} gets no images")
