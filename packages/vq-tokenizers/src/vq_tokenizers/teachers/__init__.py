@@ -1,4 +1,5 @@
-"""Frozen feature extractors (CLIP, ViT/DINO, DINOv2, torchvision ViT/ConvNeXt) behind one interface.
+"""Frozen feature extractors (CLIP, ViT/DINO, DINOv2, torchvision ViT/ConvNeXt, any saved ``nn.Module``)
+behind one interface.
 
 ``transformers`` takes seconds to import, so the Hugging Face and torchvision teacher modules load on
 first use (``load_teacher``, ``build_teacher`` or an attribute below): ``import vq_tokenizers`` stays
@@ -17,21 +18,31 @@ _LAZY = {
     "HFTeacher": "vq_tokenizers.teachers.hf",
     "load_hf_teacher": "vq_tokenizers.teachers.hf",
     "TorchvisionTeacher": "vq_tokenizers.teachers.torchvision_models",
+    "ModuleTeacher": "vq_tokenizers.teachers.module",
+    "save_module_teacher": "vq_tokenizers.teachers.module",
+    "load_module_teacher": "vq_tokenizers.teachers.module",
+    "ConvNetClassifier": "vq_tokenizers.teachers.convnet",
+    "fit_classifier": "vq_tokenizers.teachers.convnet",
     "load_torchvision_teacher": "vq_tokenizers.teachers.torchvision_models",
 }
 
 __all__ = [
+    "ConvNetClassifier",
     "HFTeacher",
+    "ModuleTeacher",
     "RANDOM_TEACHERS",
     "Teacher",
     "TeacherConfig",
     "TeacherError",
     "TorchvisionTeacher",
     "build_teacher",
+    "fit_classifier",
     "load_hf_teacher",
+    "load_module_teacher",
     "load_teacher",
     "load_torchvision_teacher",
     "resample_grid",
+    "save_module_teacher",
 ]
 
 
