@@ -34,5 +34,6 @@ from vq_core.quantizers import (
     VectorQuantizerConfig,
 )
 from vq_core.stats import CodebookUsage, counts_entropy
+from vq_core import vqpt  # vector-quantize-pytorch-style keyword quantizers: vq_core.vqpt.VectorQuantize, FSQ, ...
 
 __version__ = "0.1.0"
