@@ -217,9 +217,10 @@ def _keep_previous(last: Path) -> None:
     os.replace(tmp, previous)
 
 
-def _report(session: Any, metrics: dict[str, float], checkpoint: Path | None) -> None:
-    """Report to the launcher; a new checkpoint goes in a directory holding only it (Ray uploads directories)."""
-    if checkpoint is None:
+def _report(session: Any, metrics: dict[str, float], checkpoint: Path | None, is_main: bool) -> None:
+    """Report to the launcher (every rank: Ray wants the same calls); rank 0's new checkpoint goes in a
+    directory holding only it (Ray uploads directories, and ``previous`` need not travel)."""
+    if checkpoint is None or not is_main:
         session.report(metrics, checkpoint_dir=None)
         return
     with tempfile.TemporaryDirectory(prefix="vq-ar-ckpt-") as tmp:
@@ -405,7 +406,7 @@ def train(
         if save_now:
             checkpoint(metrics)
         if (log_now or save_now) and session is not None:
-            _report(session, metrics or {"step": step}, last if save_now else None)
+            _report(session, metrics or {"step": step}, last if save_now else None, is_main)
     bar.close()
 
     final = None
