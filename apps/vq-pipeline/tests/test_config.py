@@ -31,8 +31,41 @@ def test_imagenet_config_is_full_scale_vqkd_clip_on_ray() -> None:
     assert (config.ray.address, config.ray.num_workers, config.ray.use_gpu) == ("auto", 8, True)
 
 
+FULL_SCALE = ["llamagen_vq16_gpt_l.yaml", "seed_cluster_clip_8192.yaml", "seed_vqgan_16384_dd2.yaml", "seed_vqkd_clip_8192.yaml"]
+
+
 def test_every_shipped_config_is_checked() -> None:
-    assert sorted(p.name for p in CONFIGS.glob("*.yaml")) == ["demo.yaml", "imagenet_vqkd_clip.yaml"]
+    assert sorted(p.name for p in CONFIGS.glob("*.yaml")) == sorted(["demo.yaml", "digits.yaml", "imagenet_vqkd_clip.yaml", *FULL_SCALE])
+
+
+@pytest.mark.parametrize("name", FULL_SCALE)
+def test_full_scale_configs_run_at_256_px_with_published_recipes(name: str) -> None:
+    """The paper rows (VQGAN 16384 dd2, VQ-KD CLIP 8192, Cluster CLIP 8192) with the seed's AR recipe, and LlamaGen's."""
+    config = load_config(CONFIGS / name)
+    assert preset_problems(config) == []
+    assert config.data.image_size == 256 and config.sample.per_class == 50 and config.sample.cfg_scale == 1.75
+    tok = config.tokenizer
+    if name == "llamagen_vq16_gpt_l.yaml":
+        assert (tok.preset, config.ar.preset, config.tokenize.ten_crop) == ("llamagen_vq16", "llamagen_gpt_l", True)
+        return
+    assert config.ar.preset == "c2i_llama_medium_cfg" and (config.sample.top_k, config.sample.top_p) == (600, 0.92)
+    assert (config.ar.train.steps, config.ar.train.batch_size) == (260_000, 96)
+    assert config.tokenize.image_size == 256  # 16x16 tokens, also from the 224-px ViT tokenizers
+    if tok.family in ("vqkd", "cluster"):
+        assert tok.pixel_decoder is not None and tok.pixel_decoder.preset == "llamagen"
+    expected = {
+        "seed_vqgan_16384_dd2.yaml": ("vqgan", "vqgan_f16_16384_dd2_aglwg075", None),
+        "seed_vqkd_clip_8192.yaml": ("vqkd", "vqkd_clip_8192", "clip-proj"),
+        "seed_cluster_clip_8192.yaml": ("cluster", "tiny", "clip-ln"),
+    }[name]
+    assert (tok.family, tok.preset, tok.teacher and tok.teacher.partition(":")[0]) == expected
+    if tok.family == "cluster":
+        assert tok.overrides == {"k": 8192, "image_size": 256, "teacher_size": 256, "batch_size": 256}
+
+
+def test_unknown_ar_preset_is_reported() -> None:
+    problems = preset_problems(PipelineConfig.from_dict({"ar": {"preset": "c2i_huge"}}))
+    assert len(problems) == 1 and "ar.preset 'c2i_huge'" in problems[0]
 
 
 @pytest.mark.parametrize(

@@ -81,10 +81,19 @@ class TokenizeStage(StrictConfig):
     batch_size: int = Field(default=32, gt=0)
     ten_crop: bool = False
     samples_per_shard: int = Field(default=256, gt=0)
+    image_size: int | None = Field(
+        default=None, gt=0,
+        description="side to tokenize at (None: the tokenizer's own); 256 with a 224-px VQ-KD/Cluster gives the seed's 16x16 tokens",
+    )
 
 
 class ARStage(StrictConfig):
     size: str = Field(default="tiny", description="vq-ar size: nano, tiny, small, B, L, XL, XXL")
+    preset: str | None = Field(
+        default=None,
+        description="vq-ar preset (e.g. c2i_llama_medium_cfg, llamagen_gpt_l): its size, model and train fields, under "
+        "overrides / train given here",
+    )
     overrides: dict[str, Any] = Field(default_factory=dict, description="AR model config fields, e.g. rope")
     train: TrainSettings = Field(default_factory=lambda: TrainSettings(steps=300, batch_size=32, lr=1e-3))
 

@@ -161,7 +161,10 @@ class Pipeline:
         ray = self.config.ray
 
         def body(directory: Path, digest: str) -> dict[str, Any]:
-            common = {"samples_per_shard": cfg.samples_per_shard, "ten_crop": cfg.ten_crop, "batch_size": cfg.batch_size}
+            common = {
+                "samples_per_shard": cfg.samples_per_shard, "ten_crop": cfg.ten_crop, "batch_size": cfg.batch_size,
+                "image_size": cfg.image_size,
+            }
             if ray.address is None:
                 from vq_tokenizers import tokenize_shards
 
@@ -183,9 +186,15 @@ class Pipeline:
         cfg = self.config.ar
 
         def body(directory: Path, digest: str) -> dict[str, Any]:
+            size, model, train = cfg.size, dict(cfg.overrides), {**cfg.train.as_overrides(), "seed": self.config.seed}
+            if cfg.preset is not None:  # the preset's fields under what the config states
+                from vq_ar.presets import get_preset as get_ar_preset
+
+                preset = get_ar_preset(cfg.preset)
+                size, model, train = preset.size, {**preset.model, **model}, {**preset.train, **train}
             loop = {
-                "data": str(tokens.outputs["shards"]), "out": str(directory), "size": cfg.size, "model_overrides": cfg.overrides,
-                "train": {**cfg.train.as_overrides(), "seed": self.config.seed}, "resume": True,
+                "data": str(tokens.outputs["shards"]), "out": str(directory), "size": size, "model_overrides": model,
+                "train": train, "resume": True,
             }
             metrics = self._train(train_loop, loop, directory, digest)
             return {"model": directory / "model.safetensors", "metrics": metrics}

@@ -28,4 +28,9 @@ def preset_problems(config: PipelineConfig) -> list[str]:
         problems.append(f"tokenizer.pixel_decoder.preset {tok.pixel_decoder.preset!r} is unknown; known: {sorted(PIXEL_DECODER_PRESETS)}")
     if config.ar.size not in SIZES:
         problems.append(f"ar.size {config.ar.size!r} is unknown; known: {list(SIZES)}")
+    if config.ar.preset is not None:
+        from vq_ar.presets import PRESETS as AR_PRESETS
+
+        if config.ar.preset not in AR_PRESETS:
+            problems.append(f"ar.preset {config.ar.preset!r} is unknown; known: {sorted(AR_PRESETS)}")
     return problems
