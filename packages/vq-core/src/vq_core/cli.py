@@ -33,7 +33,7 @@ class _CheckpointGroup(click.Group):
 
 @main.group(cls=_CheckpointGroup)
 def checkpoint() -> None:
-    """Show a checkpoint (``vq-core checkpoint PATH``) or upgrade an old pickle-format one."""
+    """Show a checkpoint (vq-core checkpoint PATH) or upgrade an old pickle-format one (never unpickled unasked)."""
 
 
 @checkpoint.command("show")
@@ -58,7 +58,7 @@ def checkpoint_show(path: str) -> None:
     help="unpickle OLD in full if the weights-only loader refuses it (can run code: only for files you trust)",
 )
 def checkpoint_upgrade(old: str, new: str, trust_pickle: bool) -> None:
-    """Rewrite an old ``torch.save`` vq checkpoint OLD as a safetensors checkpoint NEW."""
+    """Rewrite an old torch.save vq checkpoint OLD as a safetensors checkpoint NEW."""
     try:
         path = upgrade_checkpoint(old, new, trust_pickle=trust_pickle)
     except CheckpointError as err:
