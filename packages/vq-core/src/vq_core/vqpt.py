@@ -364,7 +364,7 @@ class ResidualVQ(_ResidualVQ):
         self,
         x: Tensor,
         mask: Tensor | None = None,
-        freeze_codebook: bool = False,
+        freeze_codebook: bool | None = None,
         return_all_codes: bool = False,
         return_aux: bool = False,
     ) -> tuple[Any, ...]:
