@@ -115,7 +115,9 @@ def test_check_key_accepts_nested_relative_keys():
 
 
 @pytest.mark.parametrize(
-    "name", ["../../evil.cls", "/tmp/evil.cls", "a/../../evil.cls", "evil", "a//b.cls"], ids=["dotdot", "absolute", "inner", "nodot", "empty"]
+    "name",
+    ["../../evil.cls", "/tmp/evil.cls", "a/../../evil.cls", "evil", "a//b.cls", ".cls"],
+    ids=["dotdot", "absolute", "inner", "nodot", "emptypart", "emptykey"],
 )
 def test_reader_refuses_unsafe_member_names_naming_shard_and_member(tmp_path, name):
     shard = _hostile_set(tmp_path, [*_good("s0000"), _member(name, b"1")], num_samples=2)

@@ -66,8 +66,9 @@ def _member_kind(info: tarfile.TarInfo) -> str:
     return f"type {info.type!r}"
 
 
-def _checked_key(info: tarfile.TarInfo, where: str, max_member: int | None) -> tuple[str, str]:
-    """(key, field) of a member, refusing anything a writer of this project would never produce."""
+def _checked_key(info: tarfile.TarInfo, where: str, max_member: int | None, current: str) -> tuple[str, str]:
+    """(key, field) of a member, refusing anything a writer of this project would never produce; a key equal
+    to the ``current`` sample's was checked with that sample's first member."""
     if not info.isreg():
         raise ShardError(
             f"shard {where} holds a {_member_kind(info)} member {info.name!r}; shards may hold only regular files, "
@@ -75,7 +76,8 @@ def _checked_key(info: tarfile.TarInfo, where: str, max_member: int | None) -> t
         )
     try:
         key, field = split_member_name(info.name)
-        check_key(key)
+        if key != current or not key:
+            check_key(key)
     except SampleError as err:
         raise ShardError(f"shard {where} holds member {info.name!r} with an unsafe name ({err}); do not use this shard") from err
     if max_member is not None and info.size > max_member:
@@ -96,7 +98,7 @@ def iter_raw_samples(
     seen: set[str] = set()
     with tarfile.open(fileobj=stream, mode="r|*") as tar:  # type: ignore[call-overload]
         for info in tar:
-            member_key, field = _checked_key(info, where, max_member)
+            member_key, field = _checked_key(info, where, max_member, key)
             if member_key != key:
                 if index >= 0:
                     yield index, key, fields
