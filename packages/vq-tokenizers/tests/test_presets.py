@@ -49,15 +49,6 @@ def test_seed_vqgan_presets(name: str, codes: int, dim: int, disc_layers: int, g
     assert name.split("_", 1)[0] in p.description and "configs/vqgan/" in p.description
 
 
-def test_stylegan2_preset_is_refused_with_a_clear_error() -> None:
-    from vq_core import ConfigError
-    from vq_tokenizers.losses import VQGANLoss
-
-    p = get_preset("vqgan_f16_8192_stylegan2")
-    with pytest.raises(ConfigError, match="StyleGAN2 discriminator .* not implemented"):
-        VQGANLoss(p.loss.model_copy(update={"perceptual_weight": 0.0}))
-
-
 def test_seed_cvq_and_fsq_presets() -> None:
     cvq = get_preset("cvq_f16_8192_dd2_aglwg075")  # cvqvae/8192_dd2_aglwg075_imagenet_ddp.py
     assert cvq.family == "cvq" and cvq.model["quantizer"] == {"codebook_size": 8192, "dim": 256, "distance": "cosine", "anchor_reinit": True}

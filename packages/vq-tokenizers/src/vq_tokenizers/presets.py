@@ -39,7 +39,7 @@ TINY = {"image_size": 32, "ch": 32, "ch_mult": (1, 2, 2), "num_res_blocks": 1, "
 
 TAMING_LOSS = LossConfig()  # L1 + LPIPS, PatchGAN depth 3, adaptive gain 0.8
 DD2_AGLWG075 = LossConfig(disc_layers=2, adaptive_gain=0.75)
-STYLEGAN2_LOSS = LossConfig(discriminator="stylegan2")  # seed vqgan/8192_stylegan2: the discriminator swapped, rest default
+STYLEGAN2_LOSS = LossConfig(discriminator="stylegan2", disc_image_size=256)  # seed vqgan/8192_stylegan2: StyleGAN2Discriminator(image_size=256), hinge losses, no R1
 LLAMAGEN_LOSS = LossConfig(l1_weight=0.0, l2_weight=1.0, gan_weight=0.5, adaptive_gain=None)
 TINY_LOSS = LossConfig(perceptual_weight=0.0, disc_layers=2, disc_channels=32, adaptive_gain=0.75)
 
@@ -84,8 +84,8 @@ def _presets() -> list[Preset]:
         Preset(
             name="vqgan_f16_8192_stylegan2", family="vqgan", model={**F16, "quantizer": _vq(8192, 256)}, loss=STYLEGAN2_LOSS,
             train=PAPER_TRAIN,
-            description=f"{SEED}/vqgan/8192_stylegan2_imagenet_ddp.py: VQGAN f16 8192 with a StyleGAN2 discriminator "
-            f"(not implemented: training refuses it)",
+            description=f"{SEED}/vqgan/8192_stylegan2_imagenet_ddp.py: VQGAN f16 8192 with the seed's StyleGAN2 "
+            f"discriminator at 256 px (hinge losses, adaptive gain 0.8, no R1, as the config)",
         ),
         Preset(
             name="vqgan_f8_16384", family="vqgan", model={**F8_OPENIMAGES, "quantizer": _vq(16384, 4)}, loss=TAMING_LOSS,

@@ -1,4 +1,4 @@
-"""PatchGAN discriminator and the hinge GAN losses of VQGAN training.
+"""PatchGAN discriminator and the GAN losses of VQGAN training (hinge, non-saturating).
 
 The layer sequence (and therefore the ``main.<index>`` parameter names) is the pix2pix
 ``NLayerDiscriminator`` that taming-transformers and LlamaGen train, so their discriminator weights
@@ -54,3 +54,19 @@ def hinge_d_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.
 def hinge_g_loss(logits_fake: torch.Tensor) -> torch.Tensor:
     """The generator's side of the hinge game: -E[D(G(z))]."""
     return -logits_fake.mean()
+
+
+def non_saturating_d_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:
+    """0.5 * (E[softplus(-D(x))] + E[softplus(D(G(z)))]): the original GAN's cross-entropy (LlamaGen's 'vanilla')."""
+    return 0.5 * (F.softplus(-logits_real).mean() + F.softplus(logits_fake).mean())
+
+
+def non_saturating_g_loss(logits_fake: torch.Tensor) -> torch.Tensor:
+    """E[softplus(-D(G(z)))] = BCE(D(G(z)), 1): the seed's ``NonSaturatingLoss``.
+
+    LlamaGen's ``non_saturating_gen_loss`` calls ``binary_cross_entropy_with_logits(ones, logits)``,
+    arguments swapped, which equals ``-E[D(G(z))] + log(1 + e)``: the hinge generator loss plus a
+    constant, with the same gradient.  A LlamaGen ``--gen-loss non-saturating`` run is therefore
+    reproduced by ``generator_loss='hinge'``.
+    """
+    return F.softplus(-logits_fake).mean()
