@@ -15,11 +15,12 @@ from typing import Any
 import click
 
 from vq_core import launch_options
+from vq_core.acceleration import speed_options, speed_overrides
 from vq_core.cli_errors import FriendlyGroup
 from vq_tokenizers.cli_options import parse_overrides as _parse_overrides
 from vq_tokenizers.cli_options import run_job, trust_pickle_option
 
-COMMAND_MODULES: tuple[str, ...] = ("vq_tokenizers.cli_vqkd",)
+COMMAND_MODULES: tuple[str, ...] = ("vq_tokenizers.cli_vqkd", "vq_tokenizers.cli_llamagen")
 
 
 @click.group(cls=FriendlyGroup)
@@ -45,6 +46,7 @@ def main(verbose: bool) -> None:
 @click.option("--set", "model_set", multiple=True, help="model override key=value (e.g. quantizer.codebook_size=512)")
 @click.option("--loss-set", multiple=True, help="loss override key=value (e.g. perceptual_weight=0)")
 @click.option("--train-set", multiple=True, help="train override key=value (e.g. ema_decay=0.999)")
+@speed_options
 @launch_options
 def train(
     family: str | None,
@@ -62,12 +64,14 @@ def train(
     model_set: tuple[str, ...],
     loss_set: tuple[str, ...],
     train_set: tuple[str, ...],
+    precision: str | None,
+    compile_model: bool | None,
     **launch_flags: Any,
 ) -> None:
     """Train a VQGAN / CVQ-VAE / FSQ tokenizer from a preset (one process, under torchrun, or on Ray)."""
     from vq_tokenizers.train_job import TrainJob, train_tokenizer
 
-    train_overrides = _parse_overrides(train_set, "--train-set")
+    train_overrides = _parse_overrides(train_set, "--train-set") | speed_overrides(precision, compile_model)
     for key, value in (("steps", steps), ("batch_size", batch_size), ("lr", lr), ("device", device)):
         if value is not None:
             train_overrides[key] = value
