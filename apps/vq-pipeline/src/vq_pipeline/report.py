@@ -27,10 +27,10 @@ def _value(value: Any) -> str:
 
 
 JUDGED_ROWS = (
-    ("class_accuracy", "samples judged as their class"),
-    ("frechet", "Fréchet distance to real digits (judge's PCA features)"),
-    ("precision", "precision (k-NN, k=3)"),
-    ("recall", "recall (k-NN, k=3)"),
+    ("class_accuracy", "samples judged as their class", "{:.1%}"),
+    ("frechet", "Fréchet distance to real images (judge's PCA features)", "{:.3f}"),
+    ("precision", "precision (k-NN, k=3)", "{:.3f}"),
+    ("recall", "recall (k-NN, k=3)", "{:.3f}"),
 )
 
 
@@ -53,7 +53,7 @@ def judged_section(metrics: dict[str, Any], scales: list[float]) -> list[str]:
         "",
         f"| samples ({metrics[f'judge_{names[0]}_num_samples']} a scale) | {header} |",
         "| --- |" + " --- |" * len(scales),
-        *(f"| {label} | " + " | ".join(_value(metrics[f"judge_{n}_{key}"]) for n in names) + " |" for key, label in JUDGED_ROWS),
+        *(f"| {label} | " + " | ".join(fmt.format(metrics[f"judge_{n}_{key}"]) for n in names) + " |" for key, label, fmt in JUDGED_ROWS),
         "",
         *(line for n, s in zip(names, scales) for line in (
             f"![samples {n}](samples_{n}.png)", "",
