@@ -232,10 +232,3 @@ def test_mae_teacher_sees_every_patch_in_order(tmp_path, images) -> None:
         expected = reference.layernorm(hidden)[:, 1:]
     torch.testing.assert_close(teacher.features(images), expected, rtol=1e-5, atol=1e-5)
     assert teacher.grid_at(64) == (8, 8) and teacher.features(torch.zeros(1, 3, 64, 64), 64).shape == (1, 64, 32)
-
-
-def test_open_clip_teachers_name_the_missing_package() -> None:
-    with pytest.raises(TeacherError, match="open_clip_torch"):
-        load_teacher("openclip:/models/ViT-L-14")
-    with pytest.raises(TeacherError, match="open_clip_torch"):
-        load_teacher("evaclip:/models/EVA02-CLIP-B-16")

@@ -29,6 +29,7 @@ from torch.nn.parallel import DistributedDataParallel
 from pydantic import BaseModel, ConfigDict, Field
 
 from vq_core import CheckpointError, StrictConfig, append_metrics, config_hash, load_checkpoint, trim_metrics
+from vq_core.acceleration import adam, maybe_compile, uses_bf16
 from vq_core.checkpoint import nonfinite_tensors
 from vq_core.divergence import divergence_error, newest_finite_checkpoint
 from vq_tokenizers.base import save_tokenizer
@@ -72,7 +73,10 @@ class VQKDTrainConfig(StrictConfig):
     keep_checkpoints: int = Field(default=3, gt=0)
     seed: int = 0
     device: str | None = None
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        default="auto", description="auto: bf16 autocast on CUDA, fp32 on CPU; bf16 forces autocast on CPU too"
+    )
+    compile: bool = Field(default=False, description="torch.compile the student's forward")
     crop_scale: tuple[float, float] = Field(
         default=(0.64, 1.0),
         description="RandomResizedCrop area range of the training images (the seed's and BEiT v2's VQ-KD: (0.08, 1), "
@@ -124,9 +128,9 @@ SEED_VQKD_ROWS = (
     ("vqkd_vit_8192", "tv-vit_b_16", 768, 8192, "vit_8192_imagenet_ddp.py", "torchvision vit_b_16 IMAGENET1K_V1"),
     ("vqkd_vit_16384", "tv-vit_b_16", 768, 16384, "vit_16384_imagenet_ddp.py", "torchvision vit_b_16 IMAGENET1K_V1"),
     ("vqkd_convnext_8192", "tv-convnext_base", 1024, 8192, "convnext_8192_imagenet_ddp.py", "torchvision convnext_base IMAGENET1K_V1, 7x7 map"),
-    ("vqkd_evaclip_8192", "evaclip", 768, 8192, "evaclip_8192_imagenet_ddp.py", "EVA02-CLIP-B-16 (open_clip; not implemented)"),
-    ("vqkd_openclip_L_14_8192", "openclip", 768, 8192, "openclip_L_14_8192_imagenet_ddp.py", "OpenCLIP ViT-L-14 laion2B_s32B_b82k (not implemented)"),
-    ("vqkd_openclip_bigG_14_8192", "openclip", 1280, 8192, "openclip_bigG_14_8192_imagenet_ddp.py", "OpenCLIP ViT-bigG-14 laion2b_s39b_b160k (not implemented)"),
+    ("vqkd_evaclip_8192", "evaclip", 768, 8192, "evaclip_8192_imagenet_ddp.py", "EVA02-CLIP-B-16 (open_clip EVA02-B-16, e.g. evaclip:EVA02-B-16:merged2b_s8b_b131k)"),
+    ("vqkd_openclip_L_14_8192", "openclip", 768, 8192, "openclip_L_14_8192_imagenet_ddp.py", "OpenCLIP ViT-L-14 laion2B_s32B_b82k (openclip:ViT-L-14:laion2b_s32b_b82k)"),
+    ("vqkd_openclip_bigG_14_8192", "openclip", 1280, 8192, "openclip_bigG_14_8192_imagenet_ddp.py", "OpenCLIP ViT-bigG-14 laion2b_s39b_b160k (openclip:ViT-bigG-14:laion2b_s39b_b160k)"),
 )
 
 VQKD_PRESETS: dict[str, VQKDPreset] = {
@@ -209,6 +213,7 @@ class VQKDTrainer:
             self.network: torch.nn.Module = DistributedDataParallel(self.model, device_ids=ids)
         else:
             self.network = self.model
+        self.network = maybe_compile(self.network, config.compile)  # shares the parameters of self.model
         self.teacher = teacher.to(self.device)
         self.data = data
         self.step = 0
@@ -218,12 +223,14 @@ class VQKDTrainer:
                 continue
             plain = param.ndim <= 1 or name.endswith(("pos_embed", "cls_token")) or name.startswith("quantizer.")
             (no_decay if plain else decay).append(param)
-        self.optimizer = torch.optim.AdamW(
+        self.optimizer = adam(
             [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            device=self.device,
+            decoupled=True,
             lr=config.lr,
             betas=config.betas,
         )
-        self.autocast = config.precision == "bf16" or (config.precision == "auto" and self.device.type == "cuda")
+        self.autocast = uses_bf16(config.precision, self.device)
         self._sums: dict[str, torch.Tensor] = {}
         self._count = 0
         self._usage = torch.zeros(model.codebook_size, dtype=torch.long, device=self.device)
@@ -299,7 +306,9 @@ class VQKDTrainer:
     def train_step(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """One optimizer step on one batch; returns its loss terms (detached, on the device: no host sync)."""
         images = images.to(self.device, non_blocking=True)
-        target = resample_grid(self.teacher.features(images), self.teacher.grid, self.model.grid)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            features = self.teacher.features(images)
+        target = resample_grid(features, self.teacher.grid, self.model.grid)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             out = self.network(images)
         rec = cosine_distance_loss(out.prediction, target)

@@ -1,4 +1,4 @@
-"""Frozen feature extractors (CLIP, ViT/DINO, DINOv2, torchvision ViT/ConvNeXt, any saved ``nn.Module``)
+"""Frozen feature extractors (CLIP, ViT/DINO, DINOv2, MAE, OpenCLIP/EVA-CLIP, torchvision ViT/ConvNeXt, any saved ``nn.Module``)
 behind one interface.
 
 ``transformers`` takes seconds to import, so the Hugging Face and torchvision teacher modules load on
@@ -24,12 +24,15 @@ _LAZY = {
     "ConvNetClassifier": "vq_tokenizers.teachers.convnet",
     "fit_classifier": "vq_tokenizers.teachers.convnet",
     "load_torchvision_teacher": "vq_tokenizers.teachers.torchvision_models",
+    "OpenCLIPTeacher": "vq_tokenizers.teachers.open_clip_models",
+    "load_open_clip_teacher": "vq_tokenizers.teachers.open_clip_models",
 }
 
 __all__ = [
     "ConvNetClassifier",
     "HFTeacher",
     "ModuleTeacher",
+    "OpenCLIPTeacher",
     "RANDOM_TEACHERS",
     "Teacher",
     "TeacherConfig",
@@ -39,6 +42,7 @@ __all__ = [
     "fit_classifier",
     "load_hf_teacher",
     "load_module_teacher",
+    "load_open_clip_teacher",
     "load_teacher",
     "load_torchvision_teacher",
     "resample_grid",

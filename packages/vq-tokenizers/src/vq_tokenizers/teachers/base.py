@@ -21,7 +21,7 @@ from torch import nn
 
 from vq_core import StrictConfig
 
-TeacherKind = Literal["clip", "vit", "dinov2", "mae", "torchvision_vit", "torchvision_convnext", "module"]
+TeacherKind = Literal["clip", "vit", "dinov2", "mae", "torchvision_vit", "torchvision_convnext", "module", "openclip", "evaclip"]
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -38,7 +38,8 @@ class TeacherConfig(StrictConfig):
 
     kind: TeacherKind
     arch: dict[str, Any] = Field(
-        description="Hugging Face config dict, {'name': <torchvision model name>}, or {'class': 'pkg.mod:Class', 'kwargs': {...}} (module)"
+        description="Hugging Face config dict, {'name': <torchvision model name>}, {'class': 'pkg.mod:Class', 'kwargs': {...}} "
+        "(module), or open_clip's {'name', 'embed_dim', 'vision_cfg', 'quick_gelu'} (openclip/evaclip)"
     )
     image_size: int = Field(gt=0, description="side the teacher sees; inputs are resized to it")
     layer: int | None = Field(

@@ -12,6 +12,10 @@ Specs:
 ``tv-<arch>:FILE``       torchvision ``vit_b_16`` ... or ``convnext_tiny`` ... state-dict file
 ``module:DIR``            any ``nn.Module`` feature extractor saved with ``save_module_teacher``
                          (``teacher.json`` + ``model.safetensors``; see ``teachers/module.py``)
+``openclip:LOC``         open_clip ViT (OpenCLIP ViT-L/14, ViT-bigG/14): tokens through ln_post + projection
+``evaclip:LOC``          open_clip EVA02 (EVA02-CLIP-B/16): the timm trunk's normalised patch tokens
+                         (LOC: an open_clip model directory, NAME@FILE, or NAME:TAG in open_clip's HF cache;
+                         see ``teachers/open_clip_models.py``)
 ``random-clip:tiny``     a randomly initialised, seeded 2-layer CLIP (32 px, 4x4 patches of dim 32);
                          its features are meaningless - for demos and tests only
 =======================  =====================================================================
@@ -21,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vq_tokenizers.teachers.base import Teacher, TeacherConfig, TeacherError
+from vq_tokenizers.teachers.base import Teacher, TeacherConfig
 
 RANDOM_TEACHERS: dict[str, dict[str, Any]] = {
     "tiny": {
@@ -41,7 +45,7 @@ _HF_KINDS = {  # spec kind -> (teacher kind, project, post_norm)
     "mae": ("mae", False, False),
 }
 OPEN_CLIP_KINDS = ("openclip", "evaclip")
-"""The seed's OpenCLIP (ViT-L/14, ViT-bigG/14) and EVA02-CLIP-B/16 teachers: not implemented here."""
+"""The seed's OpenCLIP (ViT-L/14, ViT-bigG/14) and EVA02-CLIP-B/16 teachers (open_clip_torch)."""
 
 
 def build_teacher(config: TeacherConfig) -> Teacher:
@@ -54,6 +58,10 @@ def build_teacher(config: TeacherConfig) -> Teacher:
         from vq_tokenizers.teachers.module import ModuleTeacher
 
         return ModuleTeacher(config)
+    if config.kind in OPEN_CLIP_KINDS:
+        from vq_tokenizers.teachers.open_clip_models import OpenCLIPTeacher
+
+        return OpenCLIPTeacher(config)
     from vq_tokenizers.teachers.torchvision_models import TorchvisionTeacher
 
     return TorchvisionTeacher(config)
@@ -70,10 +78,11 @@ def load_teacher(spec: str, *, image_size: int | None = None, layer: int | None 
         hf_kind, project, post_norm = _HF_KINDS[kind]
         return load_hf_teacher(hf_kind, location, image_size=image_size, layer=layer, project=project, post_norm=post_norm)
     if kind in OPEN_CLIP_KINDS:
-        raise TeacherError(
-            f"teacher spec {spec!r}: OpenCLIP / EVA-CLIP teachers are not implemented (they need the open_clip_torch "
-            f"package, which is not a dependency of vq-tokenizers); use clip-proj:DIR with a transformers CLIP instead"
-        )
+        from vq_tokenizers.teachers.open_clip_models import load_open_clip_teacher
+
+        if layer is not None:
+            raise ValueError(f"{kind} teachers read the final tokens (the seed's); layer must be None")
+        return load_open_clip_teacher(kind, location, image_size=image_size)
     if kind.startswith("tv-"):
         from vq_tokenizers.teachers.torchvision_models import load_torchvision_teacher
 
