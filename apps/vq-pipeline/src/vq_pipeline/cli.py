@@ -8,17 +8,8 @@ from typing import Any
 
 import click
 
-from vq_core import CheckpointError, ConfigError, ManifestError
-
-
-class _FriendlyGroup(click.Group):
-    """Show the framework's own errors (they name the file, field and fix) without a traceback."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except (ConfigError, ManifestError, CheckpointError, FileExistsError, FileNotFoundError) as err:
-            raise click.ClickException(str(err)) from err
+from vq_core import ConfigError
+from vq_core.cli_errors import FriendlyGroup
 
 
 def _load(config: str, ray: dict[str, Any]) -> Any:
@@ -33,7 +24,7 @@ def _load(config: str, ray: dict[str, Any]) -> Any:
     return loaded
 
 
-@click.group(cls=_FriendlyGroup)
+@click.group(cls=FriendlyGroup)
 @click.option("-v", "--verbose", is_flag=True, help="debug logging")
 def main(verbose: bool) -> None:
     """End-to-end: data -> tokenizer -> (pixel decoder) -> tokens -> AR -> samples -> evaluation report."""

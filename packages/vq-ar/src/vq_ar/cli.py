@@ -22,20 +22,11 @@ from vq_ar.presets import PRESETS, ARPreset
 from vq_ar.sampling import SamplingConfig, generate
 from vq_ar.training import TrainConfig, train, train_loop
 from vq_ar.validation import complete_half, completion_match, teacher_forced_metrics
-from vq_core import CheckpointError, ManifestError, TrainingDivergedError, asks_for_ray, atomic_write_text, launch_command, launch_options
+from vq_core import asks_for_ray, atomic_write_text, launch_command, launch_options
+from vq_core.cli_errors import friendly_group
 from vq_data import open_manifest
 
 log = logging.getLogger("vq_ar")
-
-
-class _FriendlyGroup(click.Group):
-    """Show the framework's own errors (they name the file, field and fix) without a traceback."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except (ManifestError, CheckpointError, TrainingDivergedError, DecoderUnavailable, FileExistsError, FileNotFoundError) as err:
-            raise click.ClickException(str(err)) from err
 
 
 def _device(name: str | None) -> torch.device:
@@ -101,7 +92,7 @@ def _sampling_config(kw: dict[str, Any]) -> SamplingConfig:
     )
 
 
-@click.group(cls=_FriendlyGroup)
+@click.group(cls=friendly_group(DecoderUnavailable))
 @click.option("-v", "--verbose", is_flag=True, help="debug logging")
 def main(verbose: bool) -> None:
     """LlamaGen-style class-conditional AR model over image tokens."""
@@ -165,7 +156,9 @@ def _resolved(name: str, vocab: int | None, classes: int | None, grid: int | Non
 @click.option("--warmup-steps", type=int, default=0, show_default=True)
 @click.option("--weight-decay", type=float, default=0.05, show_default=True)
 @click.option("--grad-clip", type=float, default=1.0, show_default=True)
-@click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), default="auto", show_default=True)
+@click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), default="auto", show_default=True,
+              help="bf16: autocast on CPU and CUDA (fp32 weights and optimizer state); auto: bf16 on CUDA only")
+@click.option("--compile/--no-compile", "compile", default=False, show_default=True, help="torch.compile the forward + loss step")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--log-every", type=int, default=50, show_default=True)
 @click.option("--ckpt-every", type=int, default=1000, show_default=True)

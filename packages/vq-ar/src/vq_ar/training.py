@@ -24,6 +24,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -52,6 +53,7 @@ from vq_core import (
     progress,
     trim_metrics,
 )
+from vq_core.acceleration import adam, maybe_compile, uses_bf16
 from vq_core.divergence import TrainingDivergedError
 from vq_data import open_manifest
 
@@ -83,7 +85,10 @@ class TrainConfig(StrictConfig):
     betas: tuple[float, float] = (0.9, 0.95)
     eps: float = Field(default=1e-8, gt=0, description="AdamW epsilon (torch's default; the seed's recipe uses 1e-6)")
     grad_clip: float = Field(default=1.0, ge=0, description="0 = no clipping")
-    precision: Literal["auto", "bf16", "fp32"] = Field(default="auto", description="auto: bf16 autocast on CUDA")
+    precision: Literal["auto", "bf16", "fp32"] = Field(
+        default="auto", description="auto: bf16 autocast on CUDA; bf16 forces autocast on CPU too (fp32 weights)"
+    )
+    compile: bool = Field(default=False, description="torch.compile the forward + loss step")
     seed: int = 0
     log_every: int = Field(default=50, gt=0)
     ckpt_every: int = Field(default=1000, gt=0)
@@ -118,6 +123,11 @@ def param_groups(model: nn.Module, weight_decay: float, *, decay_all: bool = Fal
     decay = [p for p in model.parameters() if p.requires_grad and (decay_all or p.dim() >= 2)]
     other = [p for p in model.parameters() if p.requires_grad and not (decay_all or p.dim() >= 2)]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": other, "weight_decay": 0.0}]
+
+
+def maybe_compile_loss(enabled: bool) -> Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """:func:`token_loss`, compiled (forward, cross entropy and accuracy in one graph) when ``enabled``."""
+    return maybe_compile(token_loss, enabled)
 
 
 def token_loss(model: nn.Module, tokens: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -304,12 +314,13 @@ def train(
         )
     torch.manual_seed(config.seed)  # identical initial weights on every rank and in every re-run
     model = ARTransformer(model_config).to(device)
-    optimizer = torch.optim.AdamW(
+    optimizer = adam(
         param_groups(model, config.weight_decay, decay_all=config.weight_decay_on == "all"),
+        device=device,
+        decoupled=True,
         lr=config.lr,
         betas=config.betas,
         eps=config.eps,
-        fused=device.type == "cuda",
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))
     step, micro_batch = 0, 0
@@ -329,7 +340,8 @@ def train(
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     order = BatchOrder(token_set, micro, seed=config.seed, rank=rank, world_size=world)
-    bf16 = config.precision == "bf16" or (config.precision == "auto" and device.type == "cuda")
+    bf16 = uses_bf16(config.precision, device)
+    step_loss = maybe_compile_loss(config.compile)
     tokenizer, dataset = manifest.tokenizer, manifest.dataset
     assert tokenizer is not None
     if is_main:
@@ -376,7 +388,7 @@ def train(
             with (contextlib.nullcontext() if sync else net.no_sync()), torch.autocast(
                 device.type, dtype=torch.bfloat16, enabled=bf16
             ):
-                loss, accuracy = token_loss(net, tokens, labels)
+                loss, accuracy = step_loss(net, tokens, labels)
             (loss / config.grad_accum).backward()
             window.add(loss, accuracy)
             bad_loss += ~torch.isfinite(loss.detach())

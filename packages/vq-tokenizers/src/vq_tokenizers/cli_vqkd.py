@@ -18,10 +18,11 @@ from typing import Any
 import click
 
 from vq_core import launch_options
+from vq_core.acceleration import speed_options, speed_overrides
 from vq_tokenizers.cli_options import parse_overrides, run_job, trust_pickle_option
 
 DATA_HELP = "image shard set, image folder, list file, ImageNet root or 'bundled'"
-TEACHER_HELP = "teacher spec kind:path (clip:DIR, clip-proj:DIR, dino:DIR, dinov2:DIR, tv-vit_b_16:FILE, random-clip:tiny)"
+TEACHER_HELP = "teacher spec kind:path (clip:DIR, clip-proj:DIR, dino:DIR, dinov2:DIR, mae:DIR, openclip:DIR|NAME@FILE|NAME:TAG, evaclip:..., tv-vit_b_16:FILE, random-clip:tiny)"
 
 
 def _run(fn: Callable[..., dict[str, float]], job: Any, name: str, launch_flags: dict[str, Any]) -> dict[str, Any]:
@@ -48,6 +49,7 @@ def _run(fn: Callable[..., dict[str, float]], job: Any, name: str, launch_flags:
 @click.option("--resume", is_flag=True, help="continue from the latest checkpoint in --out")
 @click.option("--set", "model_set", multiple=True, help="model override key=value (e.g. quantizer.codebook_size=512)")
 @click.option("--train-set", multiple=True, help="train override key=value (e.g. warmup_steps=100)")
+@speed_options
 @launch_options
 def train_vqkd_cmd(
     teacher: str,
@@ -63,12 +65,14 @@ def train_vqkd_cmd(
     resume: bool,
     model_set: tuple[str, ...],
     train_set: tuple[str, ...],
+    precision: str | None,
+    compile_model: bool | None,
     **launch_flags: Any,
 ) -> None:
     """Distil a teacher's patch features into VQ-KD tokens (BEiT v2)."""
     from vq_tokenizers.vqkd_training import VQKDJob, train_vqkd
 
-    train = parse_overrides(train_set, "--train-set")
+    train = parse_overrides(train_set, "--train-set") | speed_overrides(precision, compile_model)
     for key, value in (("steps", steps), ("batch_size", batch_size), ("lr", lr), ("device", device)):
         if value is not None:
             train[key] = value
@@ -122,6 +126,7 @@ def fit_cluster_cmd(ray_address: str | None, num_workers: int, gpus: bool, max_f
 @click.option("--set", "model_set", multiple=True, help="decoder override key=value (e.g. ch=64)")
 @click.option("--loss-set", multiple=True, help="loss override key=value (e.g. perceptual_weight=0)")
 @click.option("--train-set", multiple=True, help="train override key=value")
+@speed_options
 @launch_options
 def train_pixel_decoder_cmd(
     tokenizer: str,
@@ -139,6 +144,8 @@ def train_pixel_decoder_cmd(
     model_set: tuple[str, ...],
     loss_set: tuple[str, ...],
     train_set: tuple[str, ...],
+    precision: str | None,
+    compile_model: bool | None,
     **launch_flags: Any,
 ) -> None:
     """Train a conv pixel decoder on the frozen tokens of TOKENIZER (same token space, now decodable)."""
@@ -150,7 +157,7 @@ def train_pixel_decoder_cmd(
     loss = parse_overrides(loss_set, "--loss-set")
     if lpips_vgg:
         loss["lpips_vgg_weights"] = lpips_vgg
-    train = parse_overrides(train_set, "--train-set")
+    train = parse_overrides(train_set, "--train-set") | speed_overrides(precision, compile_model)
     for key, value in (("steps", steps), ("batch_size", batch_size), ("lr", lr), ("device", device)):
         if value is not None:
             train[key] = value

@@ -31,6 +31,7 @@ class TrainConfig(StrictConfig):
     precision: Literal["auto", "fp32", "bf16"] = Field(
         default="auto", description="auto: bf16 autocast on CUDA, fp32 on CPU; bf16 forces autocast on CPU too"
     )
+    compile: bool = Field(default=False, description="torch.compile the autoencoder forward and the generator loss")
     channels_last: bool = True
     find_unused_parameters: bool = False
 

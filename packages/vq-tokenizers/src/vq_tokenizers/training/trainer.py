@@ -29,6 +29,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from vq_core.acceleration import adam, maybe_compile, uses_bf16
 from vq_core import CheckpointError, append_metrics, divergence_error, load_checkpoint, newest_finite_checkpoint, trim_metrics
 from vq_core.checkpoint import Checkpoint, nonfinite_tensors
 from vq_core.divergence import TrainingDivergedError
@@ -150,13 +151,17 @@ class Trainer:
             )
         else:
             self.network = self.model
+        self.model_ddp = self.network
+        # the compiled wrapper shares the parameters; checkpoints are written from self.model
+        self.network = maybe_compile(self.network, config.compile)
+        self._generator_loss = maybe_compile(self.loss.generator, config.compile)
 
-        self.g_optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, betas=config.betas)
-        self.d_optimizer = torch.optim.Adam(
-            self.discriminator.parameters(), lr=config.disc_lr or config.lr, betas=config.betas
+        self.g_optimizer = adam(self.model.parameters(), device=self.device, lr=config.lr, betas=config.betas)
+        self.d_optimizer = adam(
+            self.discriminator.parameters(), device=self.device, lr=config.disc_lr or config.lr, betas=config.betas
         )
         self.ema = WeightEMA(self.model, config.ema_decay) if config.ema_decay > 0 else None
-        self.autocast_enabled = config.precision == "bf16" or (config.precision == "auto" and self.device.type == "cuda")
+        self.autocast_enabled = uses_bf16(config.precision, self.device)
         self._sums: dict[str, torch.Tensor] = {}
         self._counts: dict[str, int] = {}
         self._usage: torch.Tensor | None = None
@@ -337,11 +342,11 @@ class Trainer:
         recons = []
         bad_loss = torch.zeros((), device=self.device)
         for i, images in enumerate(micro):
-            sync = i == len(micro) - 1 or not isinstance(self.network, DistributedDataParallel)
-            with contextlib.nullcontext() if sync else self.network.no_sync():
+            sync = i == len(micro) - 1 or not isinstance(self.model_ddp, DistributedDataParallel)
+            with contextlib.nullcontext() if sync else self.model_ddp.no_sync():
                 with self._autocast():
                     out = self.network(images)
-                    loss, logs = self.loss.generator(images, out.recon, out.quant_loss, self.model.last_layer, with_gan=with_gan)
+                    loss, logs = self._generator_loss(images, out.recon, out.quant_loss, self.model.last_layer, with_gan=with_gan)
                 bad_loss += ~torch.isfinite(loss.detach())
                 (loss / len(micro)).backward()
             recons.append(out.recon.detach())
