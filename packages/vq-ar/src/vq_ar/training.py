@@ -214,6 +214,25 @@ def _load_resume_point(session: Any | None, last: Path, resume: bool) -> LoadedA
         return load_ar(previous, map_location="cpu")
 
 
+_RESUME_FLAGS = {"batch_size": "--batch-size", "grad_accum": "--grad-accum", "seed": "--seed"}
+"""Training settings that fix the batch order: a resume that changed them would silently train on other batches."""
+
+
+def _check_resume_settings(restored: LoadedAR, config: TrainConfig) -> None:
+    """Refuse a resume whose batch-order settings differ from the saved run's, naming each flag."""
+    saved = restored.state.get("train", {})
+    wrong = [
+        f"{flag} was {saved[key]!r}, now {getattr(config, key)!r}"
+        for key, flag in _RESUME_FLAGS.items()
+        if key in saved and saved[key] != getattr(config, key)
+    ]
+    if wrong:
+        raise ValueError(
+            f"cannot resume {restored.path}: " + "; ".join(wrong)
+            + "; these fix the batch order, so resume with the saved values or train into another --out"
+        )
+
+
 def _keep_previous(last: Path) -> None:
     """Make the current ``last`` the ``previous`` checkpoint (a hard link: no copy) before a new one replaces it."""
     if not last.is_file():
@@ -295,6 +314,7 @@ def train(
             raise ValueError(f"{restored.path} holds another model config than the one given; drop the config or --resume")
         model_config = restored.config
         restored.check_manifest(manifest, where=data / "manifest.json")
+        _check_resume_settings(restored, config)
     elif model_config is None:
         tok = manifest.tokenizer
         assert tok is not None  # load_token_set refused non-token manifests
@@ -310,7 +330,13 @@ def train(
     micro = config.batch_size // (world * config.grad_accum)
     if micro * world * config.grad_accum != config.batch_size:
         raise ValueError(
-            f"batch_size {config.batch_size} is not divisible by world_size {world} x grad_accum {config.grad_accum}"
+            f"--batch-size {config.batch_size} is not divisible by --num-workers {world} x --grad-accum {config.grad_accum}; "
+            "pick a multiple of their product"
+        )
+    if config.batch_size > token_set.num_samples:
+        raise ValueError(
+            f"--batch-size {config.batch_size} exceeds the {token_set.num_samples} samples of {data} "
+            f"(a batch would repeat samples); use --batch-size {token_set.num_samples} or less"
         )
     torch.manual_seed(config.seed)  # identical initial weights on every rank and in every re-run
     model = ARTransformer(model_config).to(device)

@@ -8,11 +8,13 @@ import click
 
 from vq_core.checkpoint import CheckpointError, load_checkpoint
 from vq_core.checkpoint_upgrade import upgrade_checkpoint
+from vq_core.cli_errors import FriendlyGroup
 from vq_core.manifest import Manifest, ManifestError, manifest_json_schema
 
 
-@click.group()
-def main() -> None:
+@click.group(cls=FriendlyGroup)
+@click.option("-v", "--verbose", is_flag=True, help="show the traceback of an error")
+def main(verbose: bool) -> None:
     """Shared types of the vq packages: checkpoints, token-shard manifests, their JSON schema."""
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from vq_core import Manifest, ManifestError
+from vq_core.cli_errors import friendly_group
 from vq_data.imageio import DEFAULT_MAX_PIXELS, ImageDecodeError
 from vq_data.pack import SKIPPED_NAME, pack, read_skipped
 from vq_data.shards import SampleError, ShardError, open_manifest, verify_shards
@@ -17,7 +18,7 @@ from vq_data.sources import SOURCE_KINDS, SourceError, make_source
 _USER_ERRORS = (ManifestError, SourceError, ShardError, SampleError, ImageDecodeError, FileNotFoundError, ValueError)
 
 
-@click.group()
+@click.group(cls=friendly_group(SourceError, ShardError, SampleError, ImageDecodeError))
 @click.option("-v", "--verbose", is_flag=True, help="log at INFO level")
 def main(verbose: bool) -> None:
     """Image sources -> webdataset shard sets with manifests."""

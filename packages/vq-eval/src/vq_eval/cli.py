@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 import torch
 
-from vq_core import CheckpointError, ManifestError
+from vq_core.cli_errors import friendly_group
 from vq_eval.fid import evaluate_generation
 from vq_eval.inception import RESIZES, load_fid_inception
 from vq_eval.reconstruction import RECONSTRUCTION_METRICS
@@ -19,17 +18,6 @@ from vq_eval.reference import ReferenceError, ReferenceStats
 from vq_eval.report import format_table, write_metrics
 from vq_eval.sources import SourceError, open_images
 from vq_eval.weights import WeightsNotFoundError
-
-_USER_ERRORS = (WeightsNotFoundError, ReferenceError, SourceError, ManifestError, CheckpointError, FileNotFoundError, ValueError)
-
-
-@contextlib.contextmanager
-def _user_errors() -> Iterator[None]:
-    """Show expected failures (missing weights, bad sources) as one-line CLI errors, not tracebacks."""
-    try:
-        yield
-    except _USER_ERRORS as err:
-        raise click.ClickException(str(err)) from err
 
 
 def _default_device() -> str:
@@ -75,7 +63,7 @@ def _source_options(batch_size: int) -> Callable[[Callable[..., Any]], Callable[
     return decorate
 
 
-@click.group()
+@click.group(cls=friendly_group(WeightsNotFoundError, ReferenceError, SourceError))
 @click.option("-v", "--verbose", is_flag=True, help="log at INFO level")
 def main(verbose: bool) -> None:
     """Image and tokenizer metrics: FID, IS, PSNR, SSIM, LPIPS, rFID, codebook usage."""
@@ -108,11 +96,10 @@ def fid_cache_command(
     """Inception statistics of SOURCE (shard set, image folder, ADM .npz) -> reference .npz (FID, sFID, P/R, KID)."""
     from vq_eval.generation import reference_from_images
 
-    with _user_errors():
-        batches = open_images(source, batch_size=batch_size, image_size=image_size, limit=limit, verify=not no_verify)
-        inception = load_fid_inception(inception_weights, device=device, channels_last=channels_last, resize=resize or "pytorch-fid")  # type: ignore[arg-type]
-        reference = reference_from_images(inception, batches, keep_features=features)
-        reference.save(out_path)
+    batches = open_images(source, batch_size=batch_size, image_size=image_size, limit=limit, verify=not no_verify)
+    inception = load_fid_inception(inception_weights, device=device, channels_last=channels_last, resize=resize or "pytorch-fid")  # type: ignore[arg-type]
+    reference = reference_from_images(inception, batches, keep_features=features)
+    reference.save(out_path)
     click.echo(f"wrote {out_path}: {reference.n} images, {reference.mu.shape[0]}-d features ({inception.resize} resize)")
 
 
@@ -145,13 +132,12 @@ def fid_command(
     """FID of the images in GENERATED (folder, shard set, ADM .npz, `vq-ar sample` output) against --ref."""
     from vq_eval.fid import small_sample_warning
 
-    with _user_errors():
-        reference = ReferenceStats.load(ref_path)
-        batches = open_images(generated, batch_size=batch_size, image_size=image_size, limit=limit, verify=not no_verify)
-        reference.check_images(batches.meta, where="images")
-        inception = load_fid_inception(inception_weights, device=device, channels_last=channels_last,
-                                       resize=resize or reference.resize or "pytorch-fid")  # type: ignore[arg-type]  # fmt: skip
-        result: dict[str, Any] = evaluate_generation(inception, batches, reference=reference, splits=0, fid_method=method)  # type: ignore[arg-type]
+    reference = ReferenceStats.load(ref_path)
+    batches = open_images(generated, batch_size=batch_size, image_size=image_size, limit=limit, verify=not no_verify)
+    reference.check_images(batches.meta, where="images")
+    inception = load_fid_inception(inception_weights, device=device, channels_last=channels_last,
+                                   resize=resize or reference.resize or "pytorch-fid")  # type: ignore[arg-type]  # fmt: skip
+    result: dict[str, Any] = evaluate_generation(inception, batches, reference=reference, splits=0, fid_method=method)  # type: ignore[arg-type]
     warning = small_sample_warning(int(result["num_images"]))
     if warning:
         click.echo(f"Warning: {warning} (used {result['num_images']} images)", err=True)
@@ -198,13 +184,12 @@ def generation_command(
     """ADM's evaluation of SAMPLES (`vq-ar sample` output, ADM .npz, folder or shard set): FID, sFID, IS, Precision, Recall, KID."""
     from vq_eval.generation import evaluate_samples, format_generation_table, load_reference, reference_resize
 
-    with _user_errors():
-        batches = open_images(samples, batch_size=batch_size, image_size=image_size, limit=limit, verify=not no_verify)
-        chosen = resize or (reference_resize(ref_path) if ref_path else None) or "pytorch-fid"
-        inception = load_fid_inception(inception_weights, device=device, channels_last=channels_last, resize=chosen)  # type: ignore[arg-type]
-        reference = load_reference(ref_path, inception, batch_size=batch_size) if ref_path else None
-        result = evaluate_samples(inception, batches, reference=reference, fid_method=method, split_size=split_size,  # type: ignore[arg-type]
-                                  nearest_k=nearest_k, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size)  # fmt: skip
+    batches = open_images(samples, batch_size=batch_size, image_size=image_size, limit=limit, verify=not no_verify)
+    chosen = resize or (reference_resize(ref_path) if ref_path else None) or "pytorch-fid"
+    inception = load_fid_inception(inception_weights, device=device, channels_last=channels_last, resize=chosen)  # type: ignore[arg-type]
+    reference = load_reference(ref_path, inception, batch_size=batch_size) if ref_path else None
+    result = evaluate_samples(inception, batches, reference=reference, fid_method=method, split_size=split_size,  # type: ignore[arg-type]
+                              nearest_k=nearest_k, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size)  # fmt: skip
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
     click.echo(format_generation_table(result))
@@ -274,36 +259,35 @@ def tokenizer_command(
     from vq_eval.tokenizer_report import tokenizer_report
 
     chosen = [m.strip() for m in metrics.split(",") if m.strip()]
-    with _user_errors():
-        from vq_tokenizers import load_tokenizer
+    from vq_tokenizers import load_tokenizer
 
-        model = load_tokenizer(checkpoint, map_location=device)
-        if not model.can_decode and set(chosen) - {"usage"}:
-            click.echo(f"{checkpoint}: {model.family} has no pixel decoder; reporting codebook usage only", err=True)
-            chosen = ["usage"]
-        batches = open_images(source, batch_size=batch_size, image_size=image_size or model.image_size, limit=limit, verify=not no_verify)
-        reference = ReferenceStats.load(ref_path) if ref_path else None
-        if reference is not None and "rfid" in chosen:
-            reference.check_images(batches.meta, where="images", transform=True)  # rFID: that split's crop and size only
-        chosen_resize = resize or (reference.resize if reference is not None else None) or "pytorch-fid"
-        inception = (
-            load_fid_inception(inception_weights, device=device, channels_last=channels_last, resize=chosen_resize)  # type: ignore[arg-type]
-            if "rfid" in chosen else None
-        )  # fmt: skip
-        lpips_model = (
-            load_lpips(lpips_net, backbone_weights=lpips_backbone, linear_weights=lpips_weights, device=device)  # type: ignore[arg-type]
-            if "lpips" in chosen else None
-        )  # fmt: skip
-        directory = Path(out_dir) if out_dir else Path(checkpoint).resolve().parent / f"eval-{Path(source).resolve().name}"
-        details = {
-            "checkpoint": str(checkpoint), "family": model.family, "token_space": model.token_space_hash(),
-            "codebook_size": model.codebook_size, **batches.meta,
-        }
-        result, report = tokenizer_report(
-            model, batches, directory, metrics=chosen, inception=inception, lpips_model=lpips_model, reference=reference,
-            quantize=not no_quantize, examples=examples, token_images=patch_images, seed=seed,
-            title=f"{model.family} tokenizer: {Path(checkpoint).name} on {Path(source).name}", details=details,
-        )  # fmt: skip
+    model = load_tokenizer(checkpoint, map_location=device)
+    if not model.can_decode and set(chosen) - {"usage"}:
+        click.echo(f"{checkpoint}: {model.family} has no pixel decoder; reporting codebook usage only", err=True)
+        chosen = ["usage"]
+    batches = open_images(source, batch_size=batch_size, image_size=image_size or model.image_size, limit=limit, verify=not no_verify)
+    reference = ReferenceStats.load(ref_path) if ref_path else None
+    if reference is not None and "rfid" in chosen:
+        reference.check_images(batches.meta, where="images", transform=True)  # rFID: that split's crop and size only
+    chosen_resize = resize or (reference.resize if reference is not None else None) or "pytorch-fid"
+    inception = (
+        load_fid_inception(inception_weights, device=device, channels_last=channels_last, resize=chosen_resize)  # type: ignore[arg-type]
+        if "rfid" in chosen else None
+    )  # fmt: skip
+    lpips_model = (
+        load_lpips(lpips_net, backbone_weights=lpips_backbone, linear_weights=lpips_weights, device=device)  # type: ignore[arg-type]
+        if "lpips" in chosen else None
+    )  # fmt: skip
+    directory = Path(out_dir) if out_dir else Path(checkpoint).resolve().parent / f"eval-{Path(source).resolve().name}"
+    details = {
+        "checkpoint": str(checkpoint), "family": model.family, "token_space": model.token_space_hash(),
+        "codebook_size": model.codebook_size, **batches.meta,
+    }
+    result, report = tokenizer_report(
+        model, batches, directory, metrics=chosen, inception=inception, lpips_model=lpips_model, reference=reference,
+        quantize=not no_quantize, examples=examples, token_images=patch_images, seed=seed,
+        title=f"{model.family} tokenizer: {Path(checkpoint).name} on {Path(source).name}", details=details,
+    )  # fmt: skip
     click.echo(format_table(result))
     click.echo(f"report: {report}")
 
@@ -328,20 +312,19 @@ def probe_command(
     from vq_eval.probe import PRESETS, linear_probe
 
     config = PRESETS[preset].model_copy(update={k: v for k, v in {"steps": steps, "lr": lr}.items() if v is not None})
-    with _user_errors():
-        from vq_tokenizers import load_tokenizer
+    from vq_tokenizers import load_tokenizer
 
-        model = load_tokenizer(tokenizer_ckpt, map_location=device)
-        if not hasattr(model, "dequantize"):
-            raise ValueError(f"tokenizer {tokenizer_ckpt} ({model.family}) has no code lookup (dequantize); the probe reads codes")
-        classes = []
-        for shards in (train_shards, val_shards):
-            manifest = open_manifest(shards)
-            if manifest.kind != "images" or not manifest.dataset.num_classes:
-                raise ValueError(f"{shards}: the probe needs labelled image shards (kind images, dataset.num_classes), got {manifest.kind}")
-            classes.append(manifest.dataset.num_classes)
-        loaders = [image_loader(s, batch_size, model.image_size, train=False) for s in (train_shards, val_shards)]
-        result = linear_probe(model, loaders[0], loaders[1], num_classes=max(classes), config=config, device=device)
+    model = load_tokenizer(tokenizer_ckpt, map_location=device)
+    if not hasattr(model, "dequantize"):
+        raise ValueError(f"tokenizer {tokenizer_ckpt} ({model.family}) has no code lookup (dequantize); the probe reads codes")
+    classes = []
+    for shards in (train_shards, val_shards):
+        manifest = open_manifest(shards)
+        if manifest.kind != "images" or not manifest.dataset.num_classes:
+            raise ValueError(f"{shards}: the probe needs labelled image shards (kind images, dataset.num_classes), got {manifest.kind}")
+        classes.append(manifest.dataset.num_classes)
+    loaders = [image_loader(s, batch_size, model.image_size, train=False) for s in (train_shards, val_shards)]
+    result = linear_probe(model, loaders[0], loaders[1], num_classes=max(classes), config=config, device=device)
     result.update(tokenizer=tokenizer_ckpt, train=train_shards, val=val_shards, preset=preset)
     _emit({k: v for k, v in result.items() if k != "schedule"}, None)
     if out_path:

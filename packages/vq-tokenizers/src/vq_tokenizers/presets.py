@@ -141,6 +141,9 @@ def get_preset(name: str, family: str | None = None) -> Preset:
     if len(matches) == 1:
         return matches[0]
     known = sorted(f"{fam}/{n}" for fam, n in PRESETS)
+    families = sorted({fam for fam, _ in PRESETS})
+    if family is not None and family not in families:
+        raise KeyError(f"unknown tokenizer family {family!r} (--family); use one of {families}")
     if not matches:
-        raise KeyError(f"no preset {name!r}{f' for family {family!r}' if family else ''}; known: {known}")
+        raise KeyError(f"no preset {name!r}{f' for family {family!r}' if family else ''} (--preset); use one of {known}")
     raise KeyError(f"preset {name!r} exists for several families {[p.family for p in matches]}; pass --family")

@@ -31,6 +31,13 @@ Transform = Callable[[Image.Image, torch.Generator], torch.Tensor]
 Decoder = Callable[[dict[str, Any], torch.Generator, str], tuple[torch.Tensor, int, str]]
 NO_LABEL = -1
 _STATE_CHECKED = ("batch_size", "world_size", "seed", "num_samples", "shuffle", "uneven", "drop_last")
+# How a user sets each checked loader setting, so a refused resume names the flag, not the field.
+_SETTING_NAMES = {
+    "batch_size": "--batch-size",
+    "world_size": "--num-workers (training ranks)",
+    "seed": "--seed",
+    "num_samples": "the data (sample count)",
+}
 
 
 class ImageDecoder:
@@ -135,8 +142,8 @@ class ShardDataset(IterableDataset):
         _, self.samples_per_rank = rank_span(self.num_samples, self.rank, self.world_size, uneven)
         if len(self) == 0:
             raise ValueError(
-                f"batch_size {batch_size} exceeds the {self.samples_per_rank} samples per rank of {self.directory} "
-                "with drop_last; use a smaller batch"
+                f"--batch-size {batch_size} exceeds the {self.samples_per_rank} samples per rank of {self.directory} "
+                f"(incomplete batches are dropped); use --batch-size {self.samples_per_rank} or less"
             )
         self.epoch = 0
         self.batches_delivered = 0
@@ -192,11 +199,15 @@ class ShardDataset(IterableDataset):
         delivered = int(state.get("batches_delivered", 0))
         if delivered:
             mine = self.state_dict()
-            wrong = [f"{k}={state.get(k)!r} (now {mine[k]!r})" for k in _STATE_CHECKED if state.get(k) != mine[k]]
+            wrong = [
+                f"{_SETTING_NAMES.get(k, k)} was {state.get(k)!r}, now {mine[k]!r}"
+                for k in _STATE_CHECKED
+                if state.get(k) != mine[k]
+            ]
             if wrong:
                 raise ValueError(
-                    "cannot resume mid-epoch: the saved loader state differs in " + ", ".join(wrong)
-                    + "; use the saved settings, or resume at an epoch boundary (set batches_delivered to 0)"
+                    f"cannot resume mid-epoch from the saved position in {self.directory}: " + "; ".join(wrong)
+                    + "; resume with the saved values, or start a new run in another --out"
                 )
         self.epoch = int(state["epoch"])
         self.batches_delivered = delivered
