@@ -118,7 +118,7 @@ def launch(
     """
     if ray_address is None:
         if num_workers != 1:
-            raise ValueError("num_workers > 1 needs Ray: pass --ray-address local (or auto for a cluster)")
+            raise ValueError("--num-workers > 1 needs Ray: pass --ray-address local (or auto for a cluster)")
         return fn(config, local_session())
     try:
         import ray

@@ -372,7 +372,7 @@ def fit_cluster(config: dict[str, Any] | ClusterJob, session: Any = None) -> dic
     """
     job = config if isinstance(config, ClusterJob) else ClusterJob.from_dict(config, source="cluster job")
     if session is not None and session.world_size > 1:
-        raise ValueError(f"Cluster fitting runs in one process; launch it with num_workers=1, not {session.world_size}")
+        raise ValueError(f"Cluster fitting runs in one process; launch it with --num-workers 1, not {session.world_size}")
     teacher = load_teacher(job.teacher, layer=job.teacher_layer, image_size=job.teacher_size)
     size = job.image_size or teacher.image_size
     batches = SourceBatches(job.data, image_size=size, batch_size=job.batch_size, limit=job.max_images)

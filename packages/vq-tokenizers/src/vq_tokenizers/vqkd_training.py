@@ -437,7 +437,7 @@ def train_vqkd(config: dict[str, Any] | VQKDJob, session: Any = None) -> dict[st
     out = Path(job.out)
     restored = restore_from_session(session, out)
     if train_config.batch_size % world:
-        raise ValueError(f"batch_size {train_config.batch_size} is not divisible by the {world} processes")
+        raise ValueError(f"--batch-size {train_config.batch_size} is not divisible by the {world} processes (--num-workers); pick a multiple")
     batches = ImageBatches(
         job.data, image_size=model.image_size, batch_size=train_config.batch_size // world, seed=train_config.seed,
         rank=rank, world_size=world, scale=train_config.crop_scale,
