@@ -62,7 +62,7 @@ def test_seed_recipe_presets(name: str, label_dropout: float, cfg: float) -> Non
 
 
 def test_every_preset_is_tested_and_names_its_upstream_files() -> None:
-    assert set(PRESETS) == set(LLAMAGEN) | {"c2i_llama_medium", "c2i_llama_medium_cfg"}
+    assert set(PRESETS) == set(LLAMAGEN) | {"c2i_llama_medium", "c2i_llama_medium_cfg", "c2i_gpt2_medium", "c2i_gpt2_medium_cfg"}
     for preset in PRESETS.values():
         assert preset.sources and all(":" in s for s in preset.sources)
         resolved = preset.resolved(vocab_size=64, num_classes=3, grid=(4, 4))

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from vq_ar.config import ARConfig
-from vq_ar.model import ARTransformer
+from vq_ar.model import ARTransformer, build_ar_model
 from vq_core import CheckpointError, DatasetInfo, Manifest, TokenizerInfo, load_checkpoint, nonfinite_tensors, save_checkpoint
 
 FAMILY = "ar"
@@ -78,7 +78,7 @@ def load_ar(path: str | os.PathLike[str], *, map_location: str | torch.device = 
             f"checkpoint {path} holds NaN/inf weights ({', '.join(bad[:3])}): it comes from a diverged run; "
             "use an earlier checkpoint or retrain with a lower --lr"
         )
-    model = ARTransformer(config)
+    model = build_ar_model(config, load_pretrained=False)
     missing, unexpected = model.load_state_dict(ckpt.model, strict=False)
     if missing or unexpected:
         raise CheckpointError(

@@ -70,6 +70,22 @@ class ARConfig(StrictConfig):
     class_dropout: float = Field(default=0.1, ge=0, lt=1, description="label -> null class rate, for CFG")
     tie_embeddings: bool = Field(default=False, description="LlamaGen keeps the output head untied")
     initializer_range: float = Field(default=0.02, gt=0)
+    drop_path_rate: float = Field(
+        default=0.0, ge=0, lt=1,
+        description="stochastic depth (LlamaGen --drop-path-rate): block i drops each residual branch per sample with "
+        "rate drop_path_rate * i / (n_layer - 1), kept branches scaled by 1 / keep",
+    )
+    backbone: Literal["llama", "gpt2"] = Field(
+        default="llama",
+        description="llama: this package's LlamaGen-style transformer; gpt2: a transformers GPT2LMHeadModel over one "
+        "shared vocabulary [classes, null class, codes] (the seed's c2i_gpt2_medium), see gpt2.py",
+    )
+    max_positions: int = Field(default=1024, gt=0, description="gpt2 only: learned position table size (GPT-2's 1024)")
+    pretrained: str | None = Field(
+        default=None,
+        description="gpt2 only: local transformers GPT-2 directory whose weights initialise a new model (never "
+        "downloaded; a checkpoint carries its own weights, so loading one does not read it)",
+    )
 
     @model_validator(mode="after")
     def _check_shapes(self) -> ARConfig:
@@ -87,6 +103,13 @@ class ARConfig(StrictConfig):
             raise ValueError(f"rope needs an even head_dim, got {head_dim} (dim/n_head)")
         if self.rope_class == "sequence" and self.rope != "1d":
             raise ValueError("rope_class 'sequence' numbers the raster sequence: it needs rope='1d'")
+        if self.backbone == "gpt2":
+            if self.seq_len > self.max_positions:
+                raise ValueError(f"gpt2: {self.seq_len} sequence positions exceed max_positions {self.max_positions}")
+            if self.drop_path_rate > 0:
+                raise ValueError("gpt2 has no drop path; drop_path_rate is for the llama backbone")
+        elif self.pretrained is not None:
+            raise ValueError("pretrained initial weights are for backbone 'gpt2'")
         return self
 
     @property

@@ -81,19 +81,34 @@ class Attention(nn.Module):
         return self.resid_dropout(self.wo(out.transpose(1, 2).reshape(batch, length, dim)))
 
 
-class Block(nn.Module):
-    """Pre-norm transformer block."""
+def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
+    """Stochastic depth: zero a residual branch for whole samples with probability ``rate``, scale the rest by 1/keep."""
+    if rate == 0.0 or not training:
+        return x
+    keep = 1.0 - rate
+    mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+    return x * mask.div_(keep)
 
-    def __init__(self, config: ARConfig, layer: int) -> None:
+
+def drop_path_rates(config: ARConfig) -> list[float]:
+    """LlamaGen's schedule: ``linspace(0, drop_path_rate, n_layer)``, 0 for the first block."""
+    return torch.linspace(0, config.drop_path_rate, config.n_layer, device="cpu").tolist()  # float32, as LlamaGen
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block; ``drop_path`` > 0 drops each residual branch (independently) per sample."""
+
+    def __init__(self, config: ARConfig, layer: int, drop_path: float = 0.0) -> None:
         super().__init__()
         self.attention_norm = RMSNorm(config.dim, config.norm_eps)
         self.attention = Attention(config, layer)
         self.ffn_norm = RMSNorm(config.dim, config.norm_eps)
         self.feed_forward = FeedForward(config)
+        self.drop_path = drop_path
 
     def forward(self, x: torch.Tensor, rope: torch.Tensor, cache: KVCache | None, start: int) -> torch.Tensor:
-        x = x + self.attention(self.attention_norm(x), rope, cache, start)
-        return x + self.feed_forward(self.ffn_norm(x))
+        x = x + drop_path(self.attention(self.attention_norm(x), rope, cache, start), self.drop_path, self.training)
+        return x + drop_path(self.feed_forward(self.ffn_norm(x)), self.drop_path, self.training)
 
 
 class ARTransformer(nn.Module):
@@ -105,7 +120,10 @@ class ARTransformer(nn.Module):
         self.class_embedding = nn.Embedding(config.num_classes + 1, config.dim)
         self.tok_embeddings = nn.Embedding(config.vocab_size, config.dim)
         self.tok_dropout = nn.Dropout(config.token_dropout)
-        self.layers = nn.ModuleList(Block(config, i) for i in range(config.n_layer))
+        if config.backbone != "llama":
+            raise ValueError(f"ARTransformer is the llama backbone; build {config.backbone!r} with build_ar_model")
+        rates = drop_path_rates(config)
+        self.layers = nn.ModuleList(Block(config, i, rates[i]) for i in range(config.n_layer))
         self.norm = RMSNorm(config.dim, config.norm_eps)
         self.output = nn.Linear(config.dim, config.vocab_size, bias=False)
         if config.tie_embeddings:
@@ -196,8 +214,21 @@ class ARTransformer(nn.Module):
         return logits if logits.dtype == torch.float64 else logits.float()
 
 
+def build_ar_model(config: ARConfig, *, load_pretrained: bool = True) -> nn.Module:
+    """The model ``config.backbone`` names: :class:`ARTransformer`, or :class:`~vq_ar.gpt2.GPT2AR` (initialised
+    from ``config.pretrained`` when given and ``load_pretrained``; checkpoints load their own weights)."""
+    if config.backbone == "gpt2":
+        from vq_ar.gpt2 import GPT2AR
+
+        model = GPT2AR(config)
+        if load_pretrained and config.pretrained is not None:
+            model.load_pretrained(config.pretrained)
+        return model
+    return ARTransformer(config)
+
+
 def count_parameters(config: ARConfig) -> int:
     """Parameter count of a config, built on the meta device (no memory is allocated)."""
     with torch.device("meta"):
-        model = ARTransformer(config)
+        model = build_ar_model(config, load_pretrained=False)
     return sum(p.numel() for p in model.parameters())

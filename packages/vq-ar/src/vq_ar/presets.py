@@ -25,6 +25,12 @@ Upstream files (read, not copied):
   temperature 1.0, defaults of ``vq/tasks/sequence_modeling/models/samplers.py``) and, for ``_cfg``,
   ``configs/ar/cfg.py`` (label dropout 0.1, CFG alpha 1.75 on every token).
 
+* The seed's GPT-2 recipe - ``configs/ar/c2i_gpt2_medium(_cfg)_imagenet_ddp.py`` with
+  ``configs/ar/transformers/gpt2.py`` (``GPT2LMHeadModel.from_pretrained('gpt2-medium')``, its config's
+  dropouts 0.1, LayerNorm eps 1e-5, 1024 positions, tied head) and ``vq/algorithms/ar/transformers/hf.py``
+  (``resize_token_embeddings`` to classes + null class + codes); the same runner, interface and sampler
+  files as the Llama recipe.  The local gpt2-medium directory is given with ``pretrained``.
+
 Known differences that no field here can express: the seed's Llama shares one embedding table and
 one output head between class and image tokens, so its training softmax also spans the 1000 (+1)
 class ids (sampling is restricted to image ids, as here); and it tokenizes images online with
@@ -217,6 +223,51 @@ PRESETS["c2i_llama_medium_cfg"] = ARPreset(
     sampling=_frozen(**{**_SEED_SAMPLING, "cfg_scale": 1.75}),
     token_space=_SEED_TOKENS,
     description="the seed's AR recipe (the paper's): label dropout 0.1, CFG 1.75, top-k 600 / top-p 0.92",
+)
+
+
+# GPT-2 medium is the same 24 x 1024 x 16 shape; gpt2-medium's own config sets its dropouts (0.1 each),
+# LayerNorm eps 1e-5, 1024 learned positions and the tied head.
+_SEED_GPT2_MODEL = _frozen(
+    backbone="gpt2",
+    rope="1d",
+    rope_class="sequence",
+    max_positions=1024,
+    norm_eps=1e-5,
+    token_dropout=0.1,
+    attn_dropout=0.1,
+    resid_dropout=0.1,
+    ffn_dropout=0.1,
+    class_dropout=0.0,
+    tie_embeddings=True,
+    initializer_range=0.02,
+)
+_SEED_GPT2_SOURCES = (
+    f"{SEED}:configs/ar/c2i_gpt2_medium_imagenet_ddp.py",
+    f"{SEED}:configs/ar/transformers/gpt2.py",
+    f"{SEED}:vq/algorithms/ar/transformers/gpt.py",
+    *(s for s in _SEED_SOURCES if not s.endswith(("llama_medium_imagenet_ddp.py", "llama.py"))),
+)
+PRESETS["c2i_gpt2_medium"] = ARPreset(
+    name="c2i_gpt2_medium",
+    size="L",
+    sources=_SEED_GPT2_SOURCES,
+    model=_SEED_GPT2_MODEL,
+    train=_SEED_TRAIN,
+    sampling=_SEED_SAMPLING,
+    token_space=_SEED_TOKENS,
+    description="the seed's GPT-2 AR without guidance: transformers GPT-2 medium initialised from a local "
+    "gpt2-medium (--set pretrained=DIR), shared class/code vocabulary",
+)
+PRESETS["c2i_gpt2_medium_cfg"] = ARPreset(
+    name="c2i_gpt2_medium_cfg",
+    size="L",
+    sources=(f"{SEED}:configs/ar/c2i_gpt2_medium_cfg_imagenet_ddp.py", f"{SEED}:configs/ar/cfg.py", *_SEED_GPT2_SOURCES),
+    model=_frozen(**{**_SEED_GPT2_MODEL, "class_dropout": 0.1}),
+    train=_SEED_TRAIN,
+    sampling=_frozen(**{**_SEED_SAMPLING, "cfg_scale": 1.75}),
+    token_space=_SEED_TOKENS,
+    description="the seed's GPT-2 AR with guidance: label dropout 0.1, CFG 1.75, top-k 600 / top-p 0.92",
 )
 
 

@@ -40,7 +40,7 @@ from vq_ar.checkpoint import LoadedAR, load_ar, save_ar
 from vq_ar.config import ARConfig, ar_config
 from vq_ar.data import BatchOrder, TokenSet, load_token_set
 from vq_ar.ema import WeightEMA
-from vq_ar.model import ARTransformer
+from vq_ar.model import build_ar_model
 from vq_core import (
     CheckpointError,
     ManifestError,
@@ -339,7 +339,7 @@ def train(
             f"(a batch would repeat samples); use --batch-size {token_set.num_samples} or less"
         )
     torch.manual_seed(config.seed)  # identical initial weights on every rank and in every re-run
-    model = ARTransformer(model_config).to(device)
+    model = build_ar_model(model_config).to(device)
     optimizer = adam(
         param_groups(model, config.weight_decay, decay_all=config.weight_decay_on == "all"),
         device=device,
