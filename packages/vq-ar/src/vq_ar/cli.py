@@ -23,7 +23,8 @@ from vq_ar.sampling import SamplingConfig, generate
 from vq_ar.training import TrainConfig, train, train_loop
 from vq_ar.validation import complete_half, completion_match, teacher_forced_metrics
 from vq_core import asks_for_ray, atomic_write_text, launch_command, launch_options
-from vq_core.cli_errors import friendly_group
+from vq_core.cli_common import vq_cli
+from vq_core.tracking import tracking_options, tracking_overrides
 from vq_data import open_manifest
 
 log = logging.getLogger("vq_ar")
@@ -92,11 +93,9 @@ def _sampling_config(kw: dict[str, Any]) -> SamplingConfig:
     )
 
 
-@click.group(cls=friendly_group(DecoderUnavailable))
-@click.option("-v", "--verbose", is_flag=True, help="debug logging")
-def main(verbose: bool) -> None:
+@vq_cli("vq-ar", "vq_ar.images:DecoderUnavailable")
+def main() -> None:
     """LlamaGen-style class-conditional AR model over image tokens."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
 @main.command()
@@ -169,6 +168,7 @@ def _resolved(name: str, vocab: int | None, classes: int | None, grid: int | Non
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a model config field, e.g. rope=1d")
 @click.option("--preset", type=click.Choice(list(PRESETS)), default=None,
               help="an upstream recipe (vq-ar sizes --show NAME): its size, model fields and training settings; flags given override it")
+@tracking_options
 @launch_options
 def train_cmd(
     data: str,
@@ -187,9 +187,11 @@ def train_cmd(
     **kw: Any,
 ) -> None:
     """Train on a token shard set; the model's vocabulary, classes and grid come from its manifest."""
+    tracking = tracking_overrides(kw.pop("tensorboard"), kw.pop("wandb"))
     model_overrides, train_fields = _parse_overrides(overrides), kw
     if preset is not None:
         size, model_overrides, train_fields = _with_preset(PRESETS[preset], size, model_overrides, kw)
+    train_fields = {**train_fields, **tracking}
     if asks_for_ray(ray_address, num_workers, gpus):
         if stop_at is not None:
             raise click.BadParameter("--stop-at is for in-process runs", param_hint="--stop-at")

@@ -45,7 +45,6 @@ from vq_core import (
     CheckpointError,
     ManifestError,
     StrictConfig,
-    append_metrics,
     atomic_write_text,
     divergence_error,
     newest_finite_checkpoint,
@@ -55,6 +54,7 @@ from vq_core import (
 )
 from vq_core.acceleration import adam, maybe_compile, uses_bf16
 from vq_core.divergence import TrainingDivergedError
+from vq_core.tracking import MetricsLogger, TrackingFields
 from vq_data import open_manifest
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ FINAL_MODEL = "model.safetensors"
 METRICS_FILE = "metrics.jsonl"
 
 
-class TrainConfig(StrictConfig):
+class TrainConfig(TrackingFields):
     """Optimisation settings; ``batch_size`` is global (all ranks and accumulation micro-batches)."""
 
     steps: int = Field(default=1000, gt=0, description="optimizer steps")
@@ -375,6 +375,7 @@ def train(
         trim_metrics(out / METRICS_FILE, step)  # lines past the resume step will be logged again
         summary = {"data": str(data), "model": model_config.model_dump(mode="json"), "train": config.model_dump(mode="json")}
         atomic_write_text(out / "train.json", json.dumps(summary, indent=2) + "\n")
+    metrics_log = MetricsLogger(out, config, enabled=is_main, run_config=config.model_dump(mode="json"))
 
     def check_weights() -> None:
         """Every rank (same weights under DDP) refuses to write NaN/inf weights, so all stop together."""
@@ -440,7 +441,7 @@ def train(
             bar.set_postfix(loss=f"{metrics['loss']:.4f}", acc=f"{metrics['token_acc']:.3f}")
             if is_main:
                 log.info("step %d/%d loss %.4f token_acc %.4f", step, config.steps, metrics["loss"], metrics["token_acc"])
-                append_metrics(out / METRICS_FILE, metrics)
+                metrics_log.log(metrics)  # metrics.jsonl + TensorBoard (+ W&B)
         if save_now:
             checkpoint(metrics)
         if (log_now or save_now) and session is not None:

@@ -16,18 +16,17 @@ import click
 
 from vq_core import launch_options
 from vq_core.acceleration import speed_options, speed_overrides
-from vq_core.cli_errors import FriendlyGroup
+from vq_core.tracking import tracking_options, tracking_overrides
+from vq_core.cli_common import vq_cli
 from vq_tokenizers.cli_options import parse_overrides as _parse_overrides
 from vq_tokenizers.cli_options import run_job, trust_pickle_option
 
 COMMAND_MODULES: tuple[str, ...] = ("vq_tokenizers.cli_vqkd", "vq_tokenizers.cli_llamagen")
 
 
-@click.group(cls=FriendlyGroup)
-@click.option("-v", "--verbose", is_flag=True, help="debug logging (and tracebacks of user errors)")
-def main(verbose: bool) -> None:
+@vq_cli("vq-tokenizers")
+def main() -> None:
     """Discrete image tokenizers: train, tokenize to shards, decode, convert published checkpoints."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
 
 @main.command()
@@ -47,6 +46,7 @@ def main(verbose: bool) -> None:
 @click.option("--loss-set", multiple=True, help="loss override key=value (e.g. perceptual_weight=0)")
 @click.option("--train-set", multiple=True, help="train override key=value (e.g. ema_decay=0.999)")
 @speed_options
+@tracking_options
 @launch_options
 def train(
     family: str | None,
@@ -66,12 +66,14 @@ def train(
     train_set: tuple[str, ...],
     precision: str | None,
     compile_model: bool | None,
+    tensorboard: bool | None,
+    wandb: bool | None,
     **launch_flags: Any,
 ) -> None:
     """Train a VQGAN / CVQ-VAE / FSQ tokenizer from a preset (one process, under torchrun, or on Ray)."""
     from vq_tokenizers.train_job import TrainJob, train_tokenizer
 
-    train_overrides = _parse_overrides(train_set, "--train-set") | speed_overrides(precision, compile_model)
+    train_overrides = _parse_overrides(train_set, "--train-set") | speed_overrides(precision, compile_model) | tracking_overrides(tensorboard, wandb)
     for key, value in (("steps", steps), ("batch_size", batch_size), ("lr", lr), ("device", device)):
         if value is not None:
             train_overrides[key] = value

@@ -19,6 +19,7 @@ import click
 
 from vq_core import launch_options
 from vq_core.acceleration import speed_options, speed_overrides
+from vq_core.tracking import tracking_options, tracking_overrides
 from vq_tokenizers.cli_options import parse_overrides, run_job, trust_pickle_option
 
 DATA_HELP = "image shard set, image folder, list file, ImageNet root or 'bundled'"
@@ -50,6 +51,7 @@ def _run(fn: Callable[..., dict[str, float]], job: Any, name: str, launch_flags:
 @click.option("--set", "model_set", multiple=True, help="model override key=value (e.g. quantizer.codebook_size=512)")
 @click.option("--train-set", multiple=True, help="train override key=value (e.g. warmup_steps=100)")
 @speed_options
+@tracking_options
 @launch_options
 def train_vqkd_cmd(
     teacher: str,
@@ -67,12 +69,14 @@ def train_vqkd_cmd(
     train_set: tuple[str, ...],
     precision: str | None,
     compile_model: bool | None,
+    tensorboard: bool | None,
+    wandb: bool | None,
     **launch_flags: Any,
 ) -> None:
     """Distil a teacher's patch features into VQ-KD tokens (BEiT v2)."""
     from vq_tokenizers.vqkd_training import VQKDJob, train_vqkd
 
-    train = parse_overrides(train_set, "--train-set") | speed_overrides(precision, compile_model)
+    train = parse_overrides(train_set, "--train-set") | speed_overrides(precision, compile_model) | tracking_overrides(tensorboard, wandb)
     for key, value in (("steps", steps), ("batch_size", batch_size), ("lr", lr), ("device", device)):
         if value is not None:
             train[key] = value
@@ -97,11 +101,15 @@ def train_vqkd_cmd(
 @click.option("--anchor-passes", type=int, default=0, show_default=True, help="passes re-seeding rarely used codes from anchors")
 @click.option("--init-samples", type=int, default=None, help="features sampled for k-means++ seeding (default 3 k)")
 @click.option("--max-images", type=int, default=None, help="use at most this many images")
+@click.option("--method", type=click.Choice(["kmeans", "sgd"]), default="kmeans", show_default=True,
+              help="kmeans: streamed k-means; sgd: the seed's Adam + CVQ nearest-anchor fit (--batch-size is global)")
+@click.option("--steps", type=int, default=100_000, show_default=True, help="with --method sgd: iterations")
+@click.option("--lr", type=float, default=5.4e-5, show_default=True, help="with --method sgd: Adam learning rate")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default=None)
 @launch_options
 def fit_cluster_cmd(ray_address: str | None, num_workers: int, gpus: bool, max_failures: int, storage_path: str | None, **options: Any) -> None:
-    """Cluster a teacher's patch features into a k-code tokenizer (streaming, memory-bounded k-means)."""
+    """Cluster a teacher's patch features into a k-code tokenizer (streamed k-means, or the seed's SGD: --method sgd)."""
     from vq_tokenizers.cluster import ClusterJob, fit_cluster
 
     job = ClusterJob(**options)
@@ -127,6 +135,7 @@ def fit_cluster_cmd(ray_address: str | None, num_workers: int, gpus: bool, max_f
 @click.option("--loss-set", multiple=True, help="loss override key=value (e.g. perceptual_weight=0)")
 @click.option("--train-set", multiple=True, help="train override key=value")
 @speed_options
+@tracking_options
 @launch_options
 def train_pixel_decoder_cmd(
     tokenizer: str,
@@ -146,6 +155,8 @@ def train_pixel_decoder_cmd(
     train_set: tuple[str, ...],
     precision: str | None,
     compile_model: bool | None,
+    tensorboard: bool | None,
+    wandb: bool | None,
     **launch_flags: Any,
 ) -> None:
     """Train a conv pixel decoder on the frozen tokens of TOKENIZER (same token space, now decodable)."""
@@ -157,7 +168,7 @@ def train_pixel_decoder_cmd(
     loss = parse_overrides(loss_set, "--loss-set")
     if lpips_vgg:
         loss["lpips_vgg_weights"] = lpips_vgg
-    train = parse_overrides(train_set, "--train-set") | speed_overrides(precision, compile_model)
+    train = parse_overrides(train_set, "--train-set") | speed_overrides(precision, compile_model) | tracking_overrides(tensorboard, wandb)
     for key, value in (("steps", steps), ("batch_size", batch_size), ("lr", lr), ("device", device)):
         if value is not None:
             train[key] = value

@@ -28,7 +28,8 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from pydantic import BaseModel, ConfigDict, Field
 
-from vq_core import CheckpointError, StrictConfig, append_metrics, config_hash, load_checkpoint, trim_metrics
+from vq_core import CheckpointError, StrictConfig, config_hash, load_checkpoint, trim_metrics
+from vq_core.tracking import MetricsLogger, TrackingFields
 from vq_core.acceleration import adam, maybe_compile, uses_bf16
 from vq_core.checkpoint import nonfinite_tensors
 from vq_core.divergence import divergence_error, newest_finite_checkpoint
@@ -57,7 +58,7 @@ Hook = Callable[[dict[str, float], Path | None], None]
 """Called after each log step and checkpoint with the metrics and the new checkpoint (or None)."""
 
 
-class VQKDTrainConfig(StrictConfig):
+class VQKDTrainConfig(TrackingFields):
     """Optimisation of one VQ-KD run (defaults: BEiT v2 at a global batch of 512)."""
 
     steps: int = Field(default=1000, gt=0)
@@ -202,6 +203,7 @@ class VQKDTrainer:
         self.checkpoint_dir = Path(checkpoint_dir)
         self.rank, self.world_size = distributed_rank_world()
         self.is_main = self.rank == 0
+        self.metrics_log = MetricsLogger(self.checkpoint_dir, config, enabled=self.is_main, run_config=config.model_dump(mode="json"))
         self.device = torch.device(device or config.device or default_device(int(os.environ.get("LOCAL_RANK", 0))))
         self.hooks = list(hooks)
         torch.manual_seed(config.seed)
@@ -368,7 +370,7 @@ class VQKDTrainer:
         self._usage.zero_()
         if self.is_main:
             log.info("step %d: %s", self.step, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k != "step"))
-            append_metrics(self.checkpoint_dir / "metrics.jsonl", metrics)
+            self.metrics_log.log(metrics)  # metrics.jsonl + TensorBoard (+ W&B)
         return metrics
 
     def train(self) -> dict[str, float]:

@@ -6,10 +6,10 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from vq_core import StrictConfig
+from vq_core.tracking import TrackingFields
 
 
-class TrainConfig(StrictConfig):
+class TrainConfig(TrackingFields):
     """One run's schedule.  ``batch_size`` is the global batch of one optimizer step (as the published
     setups state it); each process feeds ``batch_size / (grad_accum * world_size)`` images per micro-step."""
 

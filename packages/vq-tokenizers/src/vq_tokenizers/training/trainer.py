@@ -30,9 +30,10 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from vq_core.acceleration import adam, maybe_compile, uses_bf16
-from vq_core import CheckpointError, append_metrics, divergence_error, load_checkpoint, newest_finite_checkpoint, trim_metrics
+from vq_core import CheckpointError, divergence_error, load_checkpoint, newest_finite_checkpoint, trim_metrics
 from vq_core.checkpoint import Checkpoint, nonfinite_tensors
 from vq_core.divergence import TrainingDivergedError
+from vq_core.tracking import MetricsLogger
 from vq_tokenizers.autoencoder import ConvVQTokenizer
 from vq_tokenizers.base import save_tokenizer
 from vq_tokenizers.images_io import reconstruction_grid, save_png
@@ -131,6 +132,7 @@ class Trainer:
         self.hooks = list(hooks)
         self.data = data
         self.step = 0
+        self.metrics_log = MetricsLogger(self.checkpoint_dir, config, enabled=self.rank == 0, run_config=config.model_dump(mode="json"))
 
         torch.manual_seed(config.seed)
         np.random.seed(config.seed % 2**32)
@@ -453,7 +455,7 @@ class Trainer:
         self._sums, self._counts, self._usage = {}, {}, None
         if self.is_main:
             log.info("step %d: %s", self.step, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k != "step"))
-            append_metrics(self.checkpoint_dir / "metrics.jsonl", metrics)
+            self.metrics_log.log(metrics)  # metrics.jsonl + TensorBoard (+ W&B)
         return metrics
 
     @torch.no_grad()
