@@ -34,7 +34,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -361,18 +361,36 @@ class ClusterJob(StrictConfig):
     init_samples: int | None = Field(default=None, gt=0, description="seed sample size (None: 3 k)")
     seed: int = 0
     device: str | None = None
+    method: Literal["kmeans", "sgd"] = Field(
+        default="kmeans",
+        description="kmeans: streamed k-means (fast, one process); sgd: the seed's Adam + CVQ nearest-anchor fit "
+        "(cluster_sgd.py; DDP / Ray workers), where batch_size is the global batch",
+    )
+    steps: int = Field(default=100_000, gt=0, description="sgd: iterations (the seed: 100k)")
+    lr: float = Field(default=5.4e-5, gt=0, description="sgd: Adam learning rate (the seed's runner.py)")
+    betas: tuple[float, float] = Field(default=(0.5, 0.9), description="sgd: Adam betas")
+    usage_decay: float = Field(default=0.99, gt=0, lt=1, description="sgd: decay of the CVQ code-usage EMA")
+    crop_scale: tuple[float, float] = Field(
+        default=(0.8, 1.0), description="sgd: RandomResizedCrop area range + flip (the seed's 'strong' augmentation)"
+    )
 
 
 def fit_cluster(config: dict[str, Any] | ClusterJob, session: Any = None) -> dict[str, float]:
     """Fit a Cluster tokenizer; the ``fn(config, session)`` loop of ``vq_core.launch``.
 
     Writes ``out/tokenizer.safetensors`` (teacher weights + centroids; ``load_tokenizer`` rebuilds it) and
-    ``out/fit.json`` (the :class:`FitReport`).  The fit is one process: with a session it runs on the
-    session's device and reports the fit report with the run directory as the checkpoint.
+    ``out/fit.json`` (the :class:`FitReport`).  The k-means fit is one process: with a session it runs on the
+    session's device and reports the fit report with the run directory as the checkpoint; ``method='sgd'``
+    (:mod:`vq_tokenizers.cluster_sgd`) runs on every rank of a DDP / Ray session.
     """
     job = config if isinstance(config, ClusterJob) else ClusterJob.from_dict(config, source="cluster job")
+    if job.method == "sgd":
+        return _fit_cluster_sgd(job, session)
     if session is not None and session.world_size > 1:
-        raise ValueError(f"Cluster fitting runs in one process; launch it with --num-workers 1, not {session.world_size}")
+        raise ValueError(
+            f"Cluster fitting runs in one process; launch it with --num-workers 1, not {session.world_size} "
+            f"(or --method sgd, which runs on every worker)"
+        )
     teacher = load_teacher(job.teacher, layer=job.teacher_layer, image_size=job.teacher_size)
     size = job.image_size or teacher.image_size
     batches = SourceBatches(job.data, image_size=size, batch_size=job.batch_size, limit=job.max_images)
@@ -388,4 +406,39 @@ def fit_cluster(config: dict[str, Any] | ClusterJob, session: Any = None) -> dic
     metrics = report.as_dict()
     if session is not None:  # the run directory is the checkpoint: Ray copies it to the run's storage
         session.report(metrics, out)
+    return metrics
+
+
+def _fit_cluster_sgd(job: ClusterJob, session: Any) -> dict[str, float]:
+    """``fit_cluster`` with ``method='sgd'``: every rank streams its share of the batch; rank 0 writes the files."""
+    from vq_tokenizers.cluster_sgd import fit_codebook_sgd
+    from vq_tokenizers.training.data import ImageBatches
+
+    start = time.perf_counter()
+    rank, world = (session.rank, session.world_size) if session is not None else (0, 1)
+    if job.batch_size % world:
+        raise ValueError(f"--batch-size {job.batch_size} is not divisible by the {world} processes (sgd: the global batch)")
+    device = torch.device(job.device or (session.device if session is not None else ("cuda" if torch.cuda.is_available() else "cpu")))
+    teacher = load_teacher(job.teacher, layer=job.teacher_layer, image_size=job.teacher_size).to(device)
+    size = job.image_size or teacher.image_size
+    batches = ImageBatches(
+        job.data, image_size=size, batch_size=job.batch_size // world, seed=job.seed, rank=rank, world_size=world,
+        scale=job.crop_scale,
+    )
+    codebook, sgd = fit_codebook_sgd(
+        teacher, batches.iter_from(0), job.k, steps=job.steps, lr=job.lr, betas=job.betas, decay=job.usage_decay,
+        seed=job.seed, device=device,
+    )
+    model = ClusterTokenizer(ClusterConfig(teacher=teacher.config, codebook_size=job.k, image_size=size), teacher=teacher)
+    model.load_codebook(codebook)
+    report = FitReport(features=sgd.features, inertia=sgd.inertia, usage=sgd.usage, perplexity=sgd.perplexity,
+                       seconds=time.perf_counter() - start)
+    metrics = {**report.as_dict(), "loss": sgd.loss, "steps": float(sgd.steps)}
+    out = Path(job.out)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        save_tokenizer(model.cpu(), out / FINAL_NAME, state={"fit": metrics, "job": job.model_dump(mode="json")})
+        atomic_write_text(out / "fit.json", json.dumps(metrics, indent=2) + "\n")
+    if session is not None:
+        session.report(metrics, out if rank == 0 else None)
     return metrics
