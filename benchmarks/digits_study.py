@@ -100,7 +100,8 @@ def run_one(family: str, seed: int, teacher: str, budget: dict[str, Any], out: P
         "tokenizer": tokenizer_section(family, teacher, budget),
         "ar": {"size": budget["ar_size"], "train": {"steps": budget["ar_steps"], "batch_size": 64, "lr": 0.002,
                                                      "overrides": {"ckpt_every": 100_000}}},
-        "sample": {"per_class": 2, "cfg_scale": 3.0},
+        # the study's own sampling protocol, pinned here so tuning the demo's digits.yaml leaves it alone
+        "sample": {"per_class": 2, "cfg_scale": 3.0, "temperature": 1.0, "top_k": 0, "top_p": 1.0},
         "judge": {"per_class": budget["per_class"], "cfg_scales": [1.0, 3.0]},
     }
     config = load_config(CONFIG, overrides=copy.deepcopy(overrides))
