@@ -11,20 +11,30 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
 from vq_ar.config import ARConfig
 from vq_ar.model import ARTransformer, build_ar_model
-from vq_core import CheckpointError, DatasetInfo, Manifest, TokenizerInfo, load_checkpoint, nonfinite_tensors, save_checkpoint
+from vq_core import Checkpoint, CheckpointError, DatasetInfo, Manifest, TokenizerInfo, load_checkpoint, nonfinite_tensors, save_checkpoint
+
+from vq_core.hub import HubMixin, read_pretrained
 
 FAMILY = "ar"
 
 
 @dataclass
-class LoadedAR:
-    """A model rebuilt from a checkpoint, with what it was trained on."""
+class LoadedAR(HubMixin):
+    """A model rebuilt from a checkpoint, with what it was trained on.
+
+    ``LoadedAR.from_pretrained(dir or hub id)`` / ``save_pretrained(dir)`` / ``push_to_hub(repo)``
+    (:class:`vq_core.hub.HubMixin`) move the model with its token space (tokenizer identity, class names):
+    the folder's ``model.safetensors`` is an AR checkpoint that ``vq-ar sample --ckpt`` takes as it is.
+    """
+
+    hub_library: ClassVar[str] = "vq-ar"
+    hub_family: ClassVar[str | None] = FAMILY
 
     model: ARTransformer
     config: ARConfig
@@ -33,6 +43,14 @@ class LoadedAR:
     step: int
     path: Path
     state: dict[str, Any] = field(default_factory=dict)
+
+    def _pretrained_checkpoint(self) -> dict[str, Any]:
+        state = {"tokenizer": self.tokenizer.model_dump(mode="json"), "dataset": self.dataset.model_dump(mode="json")}
+        return {"family": FAMILY, "config": self.config, "model": self.model.state_dict(), "step": self.step, "state": state}
+
+    @classmethod
+    def _from_pretrained_checkpoint(cls, ckpt: Checkpoint, map_location: str | torch.device) -> LoadedAR:
+        return ar_from_checkpoint(ckpt, map_location=map_location)
 
     def check_manifest(self, manifest: Manifest, *, where: str | os.PathLike[str] | None = None) -> None:
         """Refuse token shards made by another tokenizer than the one this model was trained on.
@@ -67,8 +85,17 @@ def save_ar(
 
 
 def load_ar(path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu") -> LoadedAR:
-    """Rebuild an AR model (eval mode) from a checkpoint written by :func:`save_ar`; NaN/inf weights are refused."""
-    ckpt = load_checkpoint(path, family=FAMILY, map_location=map_location)
+    """Rebuild an AR model (eval mode) from a checkpoint written by :func:`save_ar`; NaN/inf weights are refused.
+
+    ``path`` may also be a folder written by :meth:`LoadedAR.save_pretrained` (its ``model.safetensors``)."""
+    if Path(path).is_dir():
+        return ar_from_checkpoint(read_pretrained(Path(path), family=FAMILY, map_location=map_location), map_location=map_location)
+    return ar_from_checkpoint(load_checkpoint(path, family=FAMILY, map_location=map_location), map_location=map_location)
+
+
+def ar_from_checkpoint(ckpt: Checkpoint, *, map_location: str | torch.device = "cpu") -> LoadedAR:
+    """The AR model (eval mode) and token space a loaded checkpoint describes."""
+    path = ckpt.path
     config = ARConfig.from_dict(ckpt.config, source=f"checkpoint {path}")
     if "tokenizer" not in ckpt.state or "dataset" not in ckpt.state:
         raise CheckpointError(f"checkpoint {path} does not record its tokenizer/dataset; it was not written by vq-ar")
@@ -91,6 +118,6 @@ def load_ar(path: str | os.PathLike[str], *, map_location: str | torch.device = 
         tokenizer=TokenizerInfo.model_validate(ckpt.state["tokenizer"]),
         dataset=DatasetInfo.model_validate(ckpt.state["dataset"]),
         step=ckpt.step,
-        path=Path(path),
+        path=Path(path) if path is not None else Path(),
         state=ckpt.state,
     )

@@ -114,8 +114,16 @@ def generate(
     prefix: torch.Tensor | None = None,
     use_cache: bool = True,
     guided: bool | None = None,
+    cfg_scale: float | None = None,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    temperature: float | None = None,
 ) -> torch.Tensor:
     """Sample image tokens (B, seq_len) for class ``labels`` (B,), in raster order.
+
+    ``generate(model, labels, cfg_scale=4.0, top_k=1000)`` is short for
+    ``sampling=SamplingConfig(cfg_scale=4.0, top_k=1000)``; keywords given override ``sampling``'s fields
+    (validated alike, so ``top_p=0`` is refused as the config refuses it).
 
     ``prefix`` (B, P) fixes the first P tokens (half-prefix completion); the rest are sampled.
     ``use_cache=False`` recomputes the whole prefix for every token (the reference the cache is
@@ -123,6 +131,9 @@ def generate(
     default it runs when ``cfg_scale != 1``.  The generator must live on the model's device.
     """
     sampling = sampling or SamplingConfig()
+    given = {"cfg_scale": cfg_scale, "top_k": top_k, "top_p": top_p, "temperature": temperature}
+    if any(v is not None for v in given.values()):
+        sampling = SamplingConfig(**{**sampling.model_dump(), **{k: v for k, v in given.items() if v is not None}})
     guided = sampling.guided if guided is None else guided
     device = model.tok_embeddings.weight.device
     n = model.seq_len

@@ -10,6 +10,7 @@ with other weights - are refused.
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 from typing import Any, ClassVar
@@ -17,21 +18,39 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from vq_core import CheckpointError, StrictConfig, load_checkpoint, nonfinite_tensors, save_checkpoint
+from vq_core import Checkpoint, CheckpointError, StrictConfig, load_checkpoint, nonfinite_tensors, save_checkpoint
+from vq_core.hub import HubMixin, read_pretrained
 from vq_tokenizers.token_space import weights_digest
 
 
-class Tokenizer(nn.Module):
-    """Base class: ``encode`` images to token grids and (where the family can) ``decode`` them back."""
+class Tokenizer(nn.Module, HubMixin):
+    """Base class: ``encode`` images to token grids and (where the family can) ``decode`` them back.
+
+    ``save_pretrained(dir)`` / ``Tokenizer.from_pretrained(dir or hub id)`` / ``push_to_hub(repo)`` come from
+    :class:`vq_core.hub.HubMixin`: ``Tokenizer.from_pretrained`` rebuilds whichever family the folder holds,
+    ``VQGAN.from_pretrained`` insists on a VQGAN.
+    """
 
     family: ClassVar[str]
     config_class: ClassVar[type[StrictConfig]]
+    hub_library: ClassVar[str] = "vq-tokenizers"
 
     def __init__(self, config: StrictConfig) -> None:
         super().__init__()
         self.config = config
 
     # --- what every family provides -------------------------------------------------------
+    # --- Hub-style folders (vq_core.hub) --------------------------------------------------------
+    def _pretrained_checkpoint(self) -> dict[str, Any]:
+        return {"family": self.family, "config": self.config, "model": self.state_dict()}
+
+    @classmethod
+    def _from_pretrained_checkpoint(cls, ckpt: Checkpoint, map_location: str | torch.device) -> Tokenizer:
+        model = tokenizer_from_checkpoint(ckpt).to(map_location)
+        if not isinstance(model, cls):
+            raise CheckpointError(f"{ckpt.path} holds a {ckpt.family!r} tokenizer, not a {cls.__name__}; load it with Tokenizer.from_pretrained")
+        return model
+
     @property
     def codebook_size(self) -> int:
         raise NotImplementedError
@@ -121,7 +140,22 @@ def register_tokenizer(cls: type[Tokenizer]) -> type[Tokenizer]:
     return cls
 
 
+BUILTIN_FAMILY_MODULES: tuple[str, ...] = (
+    "vq_tokenizers.vqgan",
+    "vq_tokenizers.cvq",
+    "vq_tokenizers.fsq",
+    "vq_tokenizers.vqkd",
+    "vq_tokenizers.cluster",
+    "vq_tokenizers.pixel_decoder",
+)
+"""Modules whose classes register the built-in families; imported on the first unknown name, because the
+package's ``__init__`` imports nothing eagerly (see :mod:`vq_core.lazy`)."""
+
+
 def tokenizer_class(family: str) -> type[Tokenizer]:
+    if family not in _REGISTRY:
+        for module in BUILTIN_FAMILY_MODULES:
+            importlib.import_module(module)
     if family not in _REGISTRY:
         raise KeyError(f"unknown tokenizer family {family!r}; known: {sorted(_REGISTRY)}")
     return _REGISTRY[family]
@@ -143,8 +177,17 @@ def save_tokenizer(
 
 
 def load_tokenizer(path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu") -> Tokenizer:
-    """Rebuild a tokenizer from a checkpoint alone, in eval mode; NaN/inf weights are refused (they tokenize garbage)."""
-    ckpt = load_checkpoint(path, map_location=map_location)
+    """Rebuild a tokenizer from a checkpoint alone, in eval mode; NaN/inf weights are refused (they tokenize garbage).
+
+    ``path`` may also be a folder written by :meth:`Tokenizer.save_pretrained` (its ``model.safetensors``)."""
+    if Path(path).is_dir():
+        return tokenizer_from_checkpoint(read_pretrained(Path(path), map_location=map_location))
+    return tokenizer_from_checkpoint(load_checkpoint(path, map_location=map_location))
+
+
+def tokenizer_from_checkpoint(ckpt: Checkpoint) -> Tokenizer:
+    """The tokenizer (eval mode) a loaded checkpoint describes: its family's class, config and weights."""
+    path = ckpt.path
     bad = nonfinite_tensors(ckpt.model)
     if bad:
         raise CheckpointError(
