@@ -84,7 +84,7 @@ def trained(tmp_path: Path, write_token_shards) -> dict[str, Path]:  # noqa: ANN
 def test_sample_writes_decoded_pngs_and_a_grid(trained: dict[str, Path]) -> None:
     out = trained["tmp"] / "samples"
     result = CliRunner().invoke(
-        main, ["sample", "--ckpt", str(trained["model"]), "--class", "2", "--n", "4", "--cfg", "1.75", "--top-k", "8", "--out", str(out)]
+        main, ["sample", "--ckpt", str(trained["model"]), "--class", "2", "--n", "4", "--cfg-scale", "1.75", "--top-k", "8", "--out", str(out)]
     )
     assert result.exit_code == 0, result.output
     tokens = np.load(out / "tokens.npy")

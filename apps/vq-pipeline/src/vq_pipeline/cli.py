@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from vq_core import ConfigError
-from vq_core.cli_errors import FriendlyGroup
+from vq_core.cli_common import vq_cli
 
 
 def _load(config: str, ray: dict[str, Any]) -> Any:
@@ -24,11 +24,9 @@ def _load(config: str, ray: dict[str, Any]) -> Any:
     return loaded
 
 
-@click.group(cls=FriendlyGroup)
-@click.option("-v", "--verbose", is_flag=True, help="debug logging")
-def main(verbose: bool) -> None:
+@vq_cli("vq-pipeline")
+def main() -> None:
     """End-to-end: data -> tokenizer -> (pixel decoder) -> tokens -> AR -> samples -> evaluation report."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
 
 @main.command()

@@ -6,31 +6,27 @@ import json
 import logging
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import numpy as np
-import torch
 
-from vq_ar.checkpoint import LoadedAR, load_ar
-from vq_ar.config import LLAMAGEN_PARAMS, SIZES, ar_config
-from vq_ar.data import load_token_set
-from vq_ar.ema import ema_weights_into
-from vq_ar.images import DecoderUnavailable, decode_tokens, image_grid, load_pixel_decoder, write_npy, write_png, write_samples
-from vq_ar.model import count_parameters
-from vq_ar.presets import PRESETS, ARPreset
-from vq_ar.sampling import SamplingConfig, generate
-from vq_ar.training import TrainConfig, train, train_loop
-from vq_ar.validation import complete_half, completion_match, teacher_forced_metrics
-from vq_core import asks_for_ray, atomic_write_text, launch_command, launch_options
+from vq_ar.config import SIZES
 from vq_core.cli_common import vq_cli
-from vq_core.tracking import tracking_options, tracking_overrides
-from vq_data import open_manifest
+from vq_core.launch_cli import launch_options
+from vq_core.tracking import tracking_options
+
+if TYPE_CHECKING:  # the commands import torch and the model modules themselves: `vq-ar --help` stays fast
+    import torch
+    from vq_ar.checkpoint import LoadedAR
+    from vq_ar.presets import ARPreset
+    from vq_ar.sampling import SamplingConfig
 
 log = logging.getLogger("vq_ar")
 
 
 def _device(name: str | None) -> torch.device:
+    import torch
+
     return torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
@@ -40,6 +36,10 @@ def _load_for_inference(ckpt: str, device: torch.device, precision: str) -> Load
     A training checkpoint of a run with weight EMA samples with the averaged weights (the final
     model.safetensors of such a run already holds them).
     """
+    import torch
+    from vq_ar.checkpoint import load_ar
+    from vq_ar.ema import ema_weights_into
+
     loaded = load_ar(ckpt, map_location=device)
     if ema_weights_into(loaded.model, loaded.state):
         log.info("sampling %s with its EMA weights", ckpt)
@@ -64,18 +64,23 @@ def _parse_overrides(items: tuple[str, ...]) -> dict[str, Any]:
 
 def _sampling_options(fn: Any) -> Any:
     options = [
-        click.option("--cfg", "cfg_scale", type=float, default=1.0, show_default=True, help="classifier-free guidance scale"),
-        click.option("--cfg-schedule", type=click.Choice(["constant", "linear"]), default="constant", show_default=True),
+        click.option("--cfg-scale", "cfg_scale", type=float, default=1.0, show_default=True,
+                     help="classifier-free guidance scale (1 = no guidance)"),
+        click.option("--cfg", "cfg_alias", type=float, default=None, hidden=True, deprecated="use --cfg-scale",
+                     help="deprecated spelling of --cfg-scale"),
+        click.option("--cfg-schedule", type=click.Choice(["constant", "linear"]), default="constant", show_default=True,
+                     help="constant scale, or linear in the token index (LlamaGen's cfg_schedule)"),
         click.option("--cfg-interval", type=int, default=-1, show_default=True, help="LlamaGen's: guide tokens 0..N+1 only (-1: all)"),
-        click.option("--temperature", type=float, default=1.0, show_default=True),
-        click.option("--top-k", type=int, default=0, show_default=True, help="0 = off"),
-        click.option("--top-p", type=float, default=1.0, show_default=True, help="1 = off"),
-        click.option("--seed", type=int, default=0, show_default=True),
-        click.option("--batch-size", type=int, default=32, show_default=True),
+        click.option("--temperature", type=float, default=1.0, show_default=True, help="softmax temperature of the next-token logits"),
+        click.option("--top-k", type=int, default=0, show_default=True, help="sample among the k likeliest tokens (0 = off)"),
+        click.option("--top-p", type=float, default=1.0, show_default=True, help="nucleus sampling mass (1 = off)"),
+        click.option("--seed", type=int, default=0, show_default=True, help="seed of the sampling generator"),
+        click.option("--batch-size", type=int, default=32, show_default=True, help="images generated per forward batch"),
         click.option("--tokenizer", "tokenizer_ckpt", type=click.Path(dir_okay=False), default=None,
                      help="decoder checkpoint; default: the one named by the training manifest"),
-        click.option("--device", default=None, help="default: cuda when available"),
-        click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), default="auto", show_default=True),
+        click.option("--device", default=None, help="torch device (default: cuda when available)"),
+        click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), default="auto", show_default=True,
+                     help="bf16 weights and KV cache, or fp32; auto: bf16 on CUDA only"),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -83,8 +88,10 @@ def _sampling_options(fn: Any) -> Any:
 
 
 def _sampling_config(kw: dict[str, Any]) -> SamplingConfig:
+    from vq_ar.sampling import SamplingConfig
+
     return SamplingConfig(
-        cfg_scale=kw["cfg_scale"],
+        cfg_scale=kw["cfg_scale"] if kw.get("cfg_alias") is None else kw["cfg_alias"],
         cfg_schedule=kw["cfg_schedule"],
         cfg_interval=kw["cfg_interval"],
         temperature=kw["temperature"],
@@ -105,6 +112,10 @@ def main() -> None:
 @click.option("--show", default=None, metavar="NAME", help="print a preset's (or size's) resolved model, train and sampling config")
 def sizes(vocab: int | None, classes: int | None, grid: int | None, show: str | None) -> None:
     """List the model sizes and the presets with parameter counts (meta device: nothing is allocated)."""
+    from vq_ar.config import LLAMAGEN_PARAMS, ar_config
+    from vq_ar.model import count_parameters
+    from vq_ar.presets import PRESETS
+
     if show is not None:
         click.echo(json.dumps(_resolved(show, vocab, classes, grid), indent=2))
         return
@@ -134,6 +145,11 @@ def _with_preset(
 
 def _resolved(name: str, vocab: int | None, classes: int | None, grid: int | None) -> dict[str, Any]:
     """A preset's three configs (its published token space unless given), or a size with default settings."""
+    from vq_ar.config import ar_config
+    from vq_ar.presets import PRESETS
+    from vq_ar.sampling import SamplingConfig
+    from vq_ar.training import TrainConfig
+
     space = {"vocab_size": vocab, "num_classes": classes, "grid": (grid, grid) if grid else None}
     if name in PRESETS:
         return PRESETS[name].resolved(**space)
@@ -166,8 +182,8 @@ def _resolved(name: str, vocab: int | None, classes: int | None, grid: int | Non
 @click.option("--resume", is_flag=True, help="continue OUT/checkpoints/last.safetensors")
 @click.option("--no-verify", is_flag=True, help="read the token shards without checking their sha256 against the manifest")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a model config field, e.g. rope=1d")
-@click.option("--preset", type=click.Choice(list(PRESETS)), default=None,
-              help="an upstream recipe (vq-ar sizes --show NAME): its size, model fields and training settings; flags given override it")
+@click.option("--preset", default=None, metavar="NAME",
+              help="an upstream recipe (listed by vq-ar sizes; vq-ar sizes --show NAME): its size, model fields and training settings; flags given override it")
 @tracking_options
 @launch_options
 def train_cmd(
@@ -187,6 +203,13 @@ def train_cmd(
     **kw: Any,
 ) -> None:
     """Train on a token shard set; the model's vocabulary, classes and grid come from its manifest."""
+    from vq_ar.presets import PRESETS
+    from vq_ar.training import TrainConfig, train, train_loop
+    from vq_core import asks_for_ray, launch_command
+    from vq_core.tracking import tracking_overrides
+
+    if preset is not None and preset not in PRESETS:
+        raise click.BadParameter(f"no preset {preset!r}; choose one of {', '.join(PRESETS)} (vq-ar sizes)", param_hint="--preset")
     tracking = tracking_overrides(kw.pop("tensorboard"), kw.pop("wandb"))
     model_overrides, train_fields = _parse_overrides(overrides), kw
     if preset is not None:
@@ -224,6 +247,12 @@ def train_cmd(
 @_sampling_options
 def sample(ckpt: str, classes: tuple[int, ...], per_class: int, out: str, tokens_only: bool, no_cache: bool, **kw: Any) -> None:
     """Sample images of the given classes: samples/*.png and samples.npz (ADM batch), grid.png, tokens.npy."""
+    import numpy as np
+    import torch
+    from vq_ar.images import decode_tokens, load_pixel_decoder, write_npy, write_samples
+    from vq_ar.sampling import generate
+    from vq_core import atomic_write_text
+
     device = _device(kw["device"])
     loaded = _load_for_inference(ckpt, device, kw["precision"])
     num_classes = loaded.config.num_classes
@@ -266,6 +295,14 @@ def validate(
     ckpt: str, data: str, num_completions: int, max_samples: int | None, out: str | None, no_verify: bool, **kw: Any
 ) -> None:
     """Teacher-forced accuracy and half-prefix completion on real token sequences."""
+    import numpy as np
+    import torch
+    from vq_ar.data import load_token_set
+    from vq_ar.images import DecoderUnavailable, decode_tokens, image_grid, load_pixel_decoder, write_npy, write_png
+    from vq_ar.validation import complete_half, completion_match, teacher_forced_metrics
+    from vq_core import atomic_write_text
+    from vq_data import open_manifest
+
     device = _device(kw["device"])
     loaded = _load_for_inference(ckpt, device, kw["precision"])
     manifest = open_manifest(data)

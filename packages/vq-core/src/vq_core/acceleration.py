@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import click
-import torch
+
+if TYPE_CHECKING:  # torch is imported inside the functions: `vq-* --help` must not wait for it
+    import torch
 
 Precision = Literal["auto", "fp32", "bf16"]
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
@@ -32,12 +34,16 @@ M = TypeVar("M", bound=Callable[..., Any])
 
 def uses_bf16(precision: str, device: torch.device | str) -> bool:
     """Whether ``precision`` means bf16 autocast on ``device`` (``auto``: on CUDA only)."""
+    import torch
+
     device = torch.device(device)
     return precision == "bf16" or (precision == "auto" and device.type == "cuda")
 
 
 def autocast(precision: str, device: torch.device | str) -> contextlib.AbstractContextManager[Any]:
     """The autocast context of ``precision`` on ``device`` (a no-op context for fp32)."""
+    import torch
+
     device = torch.device(device)
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=uses_bf16(precision, device))
 
@@ -55,6 +61,8 @@ def adam(
     The fused kernel updates every parameter in one pass (no per-tensor Python loop, no temporaries);
     its result equals the loop form's to float rounding.
     """
+    import torch
+
     device = torch.device(device)
     cls = torch.optim.AdamW if decoupled else torch.optim.Adam
     params = list(params)  # a generator would be spent by a failed fused attempt
@@ -70,6 +78,8 @@ def maybe_compile(module: M, enabled: bool, *, mode: str | None = None) -> M:
     """``torch.compile(module)`` (a module or a function) when ``enabled``, else ``module`` itself.
 
     A compiled module shares the parameters of ``module``: save and load through the original."""
+    import torch
+
     if not enabled:
         return module
     return torch.compile(module, mode=mode)  # type: ignore[return-value]

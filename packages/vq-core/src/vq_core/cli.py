@@ -6,21 +6,19 @@ import json
 
 import click
 
-from vq_core.checkpoint import CheckpointError, load_checkpoint
-from vq_core.checkpoint_upgrade import upgrade_checkpoint
-from vq_core.cli_errors import FriendlyGroup
-from vq_core.manifest import Manifest, ManifestError, manifest_json_schema
+from vq_core.cli_common import vq_cli
 
 
-@click.group(cls=FriendlyGroup)
-@click.option("-v", "--verbose", is_flag=True, help="show the traceback of an error")
-def main(verbose: bool) -> None:
+@vq_cli("vq-core")
+def main() -> None:
     """Shared types of the vq packages: checkpoints, token-shard manifests, their JSON schema."""
 
 
 @main.command()
 def schema() -> None:
     """Print the JSON schema of ``manifest.json`` (the contract between packages)."""
+    from vq_core.manifest import manifest_json_schema
+
     click.echo(manifest_json_schema())
 
 
@@ -42,6 +40,8 @@ def checkpoint() -> None:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 def checkpoint_show(path: str) -> None:
     """Print a checkpoint's family, step, config hash and config, and its tensor count (never unpickles)."""
+    from vq_core.checkpoint import CheckpointError, load_checkpoint
+
     try:
         ckpt = load_checkpoint(path)
     except CheckpointError as err:
@@ -61,6 +61,9 @@ def checkpoint_show(path: str) -> None:
 )
 def checkpoint_upgrade(old: str, new: str, trust_pickle: bool) -> None:
     """Rewrite an old torch.save vq checkpoint OLD as a safetensors checkpoint NEW."""
+    from vq_core.checkpoint import CheckpointError
+    from vq_core.checkpoint_upgrade import upgrade_checkpoint
+
     try:
         path = upgrade_checkpoint(old, new, trust_pickle=trust_pickle)
     except CheckpointError as err:
@@ -72,6 +75,8 @@ def checkpoint_upgrade(old: str, new: str, trust_pickle: bool) -> None:
 @click.argument("path", type=click.Path(exists=True))
 def manifest(path: str) -> None:
     """Validate a ``manifest.json`` (or the directory holding it) and print a summary."""
+    from vq_core.manifest import Manifest, ManifestError
+
     try:
         m = Manifest.load(path)
     except ManifestError as err:

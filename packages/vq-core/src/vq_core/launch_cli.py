@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 
 import click
 
-from vq_core.launch import final_metrics, launch
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -51,6 +50,8 @@ def launch_command(
     storage_path: str | None,
 ) -> dict[str, Any]:
     """Run ``fn(config, session)`` as the launch flags say; its final metrics."""
+    from vq_core.launch import final_metrics, launch
+
     if ray_address is None and asks_for_ray(ray_address, num_workers, gpus):
         raise click.BadParameter(
             "several workers and --gpus run on Ray: add --ray-address local (or auto on a cluster)", param_hint="--num-workers"

@@ -1,105 +1,30 @@
 """vq-data: image sources -> webdataset shards with manifests, transforms, and resumable loaders."""
 
-from vq_data.shards import (
-    SampleError,
-    ShardError,
-    ShardSetWriter,
-    check_key,
-    iter_samples,
-    iter_shard,
-    key_output_path,
-    open_manifest,
-    shard_path,
-    verify_shards,
-)
-from vq_data.imageio import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image, encode_image, open_image
-from vq_data.loading import (
-    ImageDecoder,
-    ShardDataset,
-    ShardLoader,
-    TokenDecoder,
-    image_loader,
-    resolve_rank,
-    sample_generator,
-    token_loader,
-)
-from vq_data.pack import SKIPPED_NAME, pack, read_skipped
-from vq_data.sources import (
-    BUNDLED_CLASSES,
-    DIGIT_CLASSES,
-    SOURCE_KINDS,
-    BundledSource,
-    DigitsSource,
-    FolderSource,
-    ImageNetSource,
-    ImageRecord,
-    ImageSource,
-    ListSource,
-    SourceError,
-    available_photos,
-    digits_split,
-    make_source,
-)
-from vq_data.transforms import (
-    EvalTransform,
-    TenCropTransform,
-    TrainTransform,
-    resize_center_crop,
-    ten_crop,
-    to_pil,
-    to_tensor,
-    to_uint8,
-)
+from vq_core.lazy import lazy_exports
 from vq_data.version import __version__
 
-__all__ = [
-    "DEFAULT_MAX_PIXELS",
-    "BUNDLED_CLASSES",
-    "DIGIT_CLASSES",
-    "DigitsSource",
-    "digits_split",
-    "SKIPPED_NAME",
-    "SOURCE_KINDS",
-    "BundledSource",
-    "EvalTransform",
-    "FolderSource",
-    "ImageDecodeError",
-    "ImageDecoder",
-    "ImageNetSource",
-    "ImageRecord",
-    "ImageSource",
-    "ListSource",
-    "SampleError",
-    "ShardDataset",
-    "ShardError",
-    "ShardLoader",
-    "ShardSetWriter",
-    "SourceError",
-    "TenCropTransform",
-    "TokenDecoder",
-    "TrainTransform",
-    "__version__",
-    "available_photos",
-    "check_key",
-    "decode_image",
-    "encode_image",
-    "image_loader",
-    "iter_samples",
-    "iter_shard",
-    "key_output_path",
-    "make_source",
-    "open_image",
-    "open_manifest",
-    "pack",
-    "read_skipped",
-    "resize_center_crop",
-    "resolve_rank",
-    "sample_generator",
-    "shard_path",
-    "ten_crop",
-    "to_pil",
-    "to_tensor",
-    "to_uint8",
-    "token_loader",
-    "verify_shards",
-]
+__all__ = lazy_exports(
+    __name__,
+    {
+        "vq_data.shards": [
+            "SampleError", "ShardError", "ShardSetWriter", "check_key", "iter_samples", "iter_shard", "key_output_path",
+            "open_manifest", "shard_path", "verify_shards",
+        ],
+        "vq_data.imageio": ["DEFAULT_MAX_PIXELS", "ImageDecodeError", "decode_image", "encode_image", "open_image"],
+        "vq_data.loading": [
+            "ImageDecoder", "ShardDataset", "ShardLoader", "TokenDecoder", "image_loader", "resolve_rank",
+            "sample_generator", "token_loader",
+        ],
+        "vq_data.pack": ["SKIPPED_NAME", "pack", "read_skipped"],
+        "vq_data.sources": [
+            "BUNDLED_CLASSES", "DIGIT_CLASSES", "SOURCE_KINDS", "BundledSource", "DigitsSource", "FolderSource",
+            "ImageNetSource", "ImageRecord", "ImageSource", "ListSource", "SourceError", "available_photos",
+            "digits_split", "make_source",
+        ],
+        "vq_data.transforms": [
+            "EvalTransform", "TenCropTransform", "TrainTransform", "resize_center_crop", "ten_crop", "to_pil",
+            "to_tensor", "to_uint8",
+        ],
+    },
+)
+__all__.append("__version__")

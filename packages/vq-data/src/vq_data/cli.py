@@ -3,26 +3,24 @@
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from vq_core import Manifest, ManifestError
-from vq_core.cli_errors import friendly_group
-from vq_data.imageio import DEFAULT_MAX_PIXELS, ImageDecodeError
-from vq_data.pack import SKIPPED_NAME, pack, read_skipped
-from vq_data.shards import SampleError, ShardError, open_manifest, verify_shards
-from vq_data.sources import SOURCE_KINDS, SourceError, make_source
+from vq_core.cli_common import vq_cli
+from vq_data.names import DEFAULT_MAX_PIXELS, SKIPPED_NAME, SOURCE_KINDS
 
-_USER_ERRORS = (ManifestError, SourceError, ShardError, SampleError, ImageDecodeError, FileNotFoundError, ValueError)
+if TYPE_CHECKING:
+    from vq_core import Manifest
 
 
-@click.group(cls=friendly_group(SourceError, ShardError, SampleError, ImageDecodeError))
-@click.option("-v", "--verbose", is_flag=True, help="log at INFO level")
-def main(verbose: bool) -> None:
+@vq_cli(
+    "vq-data", "vq_data.sources:SourceError", "vq_data.shards:ShardError", "vq_data.shards:SampleError",
+    "vq_data.imageio:ImageDecodeError",
+)
+def main() -> None:
     """Image sources -> webdataset shard sets with manifests."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
 @main.command("pack")
@@ -74,17 +72,17 @@ def pack_command(
 
     A re-run of an interrupted job resumes after the last whole shard.
     """
-    try:
-        image_source = make_source(
-            source, kind=kind, split=split, crops_per_image=crops_per_image, seed=seed,  # type: ignore[arg-type]
-            synset_map=synset_map, val_labels=val_labels, max_pixels=max_pixels or None,
-        )
-        manifest = pack(
-            image_source, out_dir, samples_per_shard=samples_per_shard, image_size=image_size,
-            image_format=image_format, skip_bad=skip_bad, overwrite=overwrite, workers=workers,  # type: ignore[arg-type]
-        )
-    except _USER_ERRORS as err:
-        raise click.ClickException(str(err)) from err
+    from vq_data.pack import pack, read_skipped
+    from vq_data.sources import make_source
+
+    image_source = make_source(
+        source, kind=kind, split=split, crops_per_image=crops_per_image, seed=seed,  # type: ignore[arg-type]
+        synset_map=synset_map, val_labels=val_labels, max_pixels=max_pixels or None,
+    )
+    manifest = pack(
+        image_source, out_dir, samples_per_shard=samples_per_shard, image_size=image_size,
+        image_format=image_format, skip_bad=skip_bad, overwrite=overwrite, workers=workers,  # type: ignore[arg-type]
+    )
     skipped = read_skipped(out_dir)
     click.echo(
         f"{out_dir}: {manifest.num_samples} images in {len(manifest.shards)} shards, "
@@ -96,10 +94,9 @@ def pack_command(
 @click.argument("directory", type=click.Path(file_okay=False))
 def verify_command(directory: str) -> None:
     """Re-hash and re-count every shard of DIRECTORY; exit 1 and list the problems if any."""
-    try:
-        problems = verify_shards(directory)
-    except ManifestError as err:
-        raise click.ClickException(str(err)) from err
+    from vq_data.shards import open_manifest, verify_shards
+
+    problems = verify_shards(directory)
     if problems:
         for problem in problems:
             click.echo(problem, err=True)
@@ -113,11 +110,11 @@ def verify_command(directory: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="print the manifest as JSON")
 def inspect_command(directory: str, as_json: bool) -> None:
     """Summarise the manifest of DIRECTORY (complete or still being written)."""
-    try:
-        manifest = open_manifest(directory, require_complete=False)
-        skipped = read_skipped(directory)
-    except ManifestError as err:
-        raise click.ClickException(str(err)) from err
+    from vq_data.pack import read_skipped
+    from vq_data.shards import open_manifest
+
+    manifest = open_manifest(directory, require_complete=False)
+    skipped = read_skipped(directory)
     if as_json:
         click.echo(manifest.model_dump_json(indent=2))
         return
@@ -156,4 +153,6 @@ def summary_lines(manifest: Manifest, directory: Path, num_skipped: int) -> list
 @main.command("schema")
 def schema_command() -> None:
     """Print the JSON schema of manifest.json."""
+    from vq_core.manifest import Manifest
+
     click.echo(json.dumps(Manifest.model_json_schema(), indent=2, sort_keys=True))

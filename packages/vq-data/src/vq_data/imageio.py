@@ -16,26 +16,28 @@ from typing import Literal
 
 from PIL import Image, ImageFile
 
+from vq_data.names import DEFAULT_MAX_PIXELS
 from vq_data.shards import SampleError
 
 ImageFormat = Literal["png", "jpg"]
 JPEG_QUALITY = 95
 PNG_COMPRESS_LEVEL = 6
-DEFAULT_MAX_PIXELS = 89_478_485
-"""PIL's ``Image.MAX_IMAGE_PIXELS`` default (a 1 GiB RGBA buffer / 4 / 3): above it PIL only warns, and a
-108-Mpx photo then takes ~1.75 GB per decoding worker.  ``None`` lifts the cap (PIL still refuses above twice it)."""
 
 
 class ImageDecodeError(SampleError):
     """An image file or stored image field cannot be decoded (corrupt, truncated, not an image)."""
 
 
+def _pixels(count: int) -> str:
+    return f"{count / 1e6:.1f} Mpx" if count >= 1_000_000 else f"{count} pixels"
+
+
 def _load_rgb(opened: Image.Image, where: str, max_pixels: int | None) -> Image.Image:
     if max_pixels is not None and opened.width * opened.height > max_pixels:
         opened.close()
         raise ImageDecodeError(
-            f"image {where} is {opened.width}x{opened.height} = {opened.width * opened.height / 1e6:.1f} Mpx, more than "
-            f"the cap of {max_pixels / 1e6:.1f} Mpx; shrink it, leave it out (--skip-bad), or raise the cap (--max-pixels)"
+            f"image {where} is {opened.width}x{opened.height} = {_pixels(opened.width * opened.height)}, more than "
+            f"the cap of {_pixels(max_pixels)}; shrink it, leave it out (--skip-bad), or raise the cap (--max-pixels)"
         )
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         raise ImageDecodeError(

@@ -27,11 +27,11 @@ from vq_data.imageio import ImageDecodeError, ImageFormat, encode_image
 from vq_data.shards import ShardSetWriter
 from vq_data.sources import ImageRecord, ImageSource, SourceError
 from vq_data.transforms import resize_center_crop
+from vq_data.names import SKIPPED_NAME
 from vq_data.version import __version__
 
 log = logging.getLogger(__name__)
 
-SKIPPED_NAME = "skipped.json"
 TOOL = "vq-data"
 
 

@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
-import torch
 
-from vq_core.cli_errors import friendly_group
-from vq_eval.fid import evaluate_generation
-from vq_eval.inception import RESIZES, load_fid_inception
-from vq_eval.reconstruction import RECONSTRUCTION_METRICS
-from vq_eval.reference import ReferenceError, ReferenceStats
-from vq_eval.report import format_table, write_metrics
-from vq_eval.sources import SourceError, open_images
-from vq_eval.weights import WeightsNotFoundError
+from vq_core.cli_common import vq_cli
+from vq_eval.names import RECONSTRUCTION_METRICS, RESIZES
 
 
 def _default_device() -> str:
+    import torch
+
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
@@ -63,11 +57,9 @@ def _source_options(batch_size: int) -> Callable[[Callable[..., Any]], Callable[
     return decorate
 
 
-@click.group(cls=friendly_group(WeightsNotFoundError, ReferenceError, SourceError))
-@click.option("-v", "--verbose", is_flag=True, help="log at INFO level")
-def main(verbose: bool) -> None:
+@vq_cli("vq-eval", "vq_eval.weights:WeightsNotFoundError", "vq_eval.reference:ReferenceError", "vq_eval.sources:SourceError")
+def main() -> None:
     """Image and tokenizer metrics: FID, IS, PSNR, SSIM, LPIPS, rFID, codebook usage."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
 @main.command("fid-cache")
@@ -94,6 +86,8 @@ def fid_cache_command(
     resize: str | None,
 ) -> None:
     """Inception statistics of SOURCE (shard set, image folder, ADM .npz) -> reference .npz (FID, sFID, P/R, KID)."""
+    from vq_eval.inception import load_fid_inception
+    from vq_eval.sources import open_images
     from vq_eval.generation import reference_from_images
 
     batches = open_images(source, batch_size=batch_size, image_size=image_size, limit=limit, verify=not no_verify)
@@ -130,6 +124,10 @@ def fid_command(
     resize: str | None,
 ) -> None:
     """FID of the images in GENERATED (folder, shard set, ADM .npz, `vq-ar sample` output) against --ref."""
+    from vq_eval.fid import evaluate_generation
+    from vq_eval.inception import load_fid_inception
+    from vq_eval.reference import ReferenceStats
+    from vq_eval.sources import open_images
     from vq_eval.fid import small_sample_warning
 
     reference = ReferenceStats.load(ref_path)
@@ -182,6 +180,9 @@ def generation_command(
     resize: str | None,
 ) -> None:
     """ADM's evaluation of SAMPLES (`vq-ar sample` output, ADM .npz, folder or shard set): FID, sFID, IS, Precision, Recall, KID."""
+    from vq_eval.inception import load_fid_inception
+    from vq_eval.report import write_metrics
+    from vq_eval.sources import open_images
     from vq_eval.generation import evaluate_samples, format_generation_table, load_reference, reference_resize
 
     batches = open_images(samples, batch_size=batch_size, image_size=image_size, limit=limit, verify=not no_verify)
@@ -255,6 +256,10 @@ def tokenizer_command(
     resize: str | None,
 ) -> None:
     """Every reconstruction metric of the tokenizer CHECKPOINT on SOURCE, with a JSON and HTML report."""
+    from vq_eval.inception import load_fid_inception
+    from vq_eval.reference import ReferenceStats
+    from vq_eval.report import format_table
+    from vq_eval.sources import open_images
     from vq_eval.perceptual import load_lpips
     from vq_eval.tokenizer_report import tokenizer_report
 
@@ -308,6 +313,7 @@ def probe_command(
     device: str, out_path: str | None,
 ) -> None:  # fmt: skip
     """Linear probe: top-1/top-5 of a linear head on the frozen TOKENIZER's quantized codes (seed configs/ic)."""
+    from vq_eval.report import write_metrics
     from vq_data import image_loader, open_manifest
     from vq_eval.probe import PRESETS, linear_probe
 
@@ -334,6 +340,8 @@ def probe_command(
 
 def _emit(result: dict[str, Any], out_path: str | None) -> None:
     """Print the table, and write the JSON when asked."""
+    from vq_eval.report import format_table, write_metrics
+
     click.echo(format_table(result))
     if out_path:
         write_metrics(out_path, result)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Literal, NamedTuple, get_args
+from typing import Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +35,7 @@ from torch import nn
 
 from vq_core import file_sha256
 from vq_eval.weights import read_state_dict, resolve_weights
+from vq_eval.names import RESIZES, Resize
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,6 @@ NUM_LOGITS = 1008
 SPATIAL_CHANNELS = 7  # ADM keeps mixed_6/conv[..., :7]
 SPATIAL_DIM = 17 * 17 * SPATIAL_CHANNELS
 
-Resize = Literal["pytorch-fid", "tf1"]
-RESIZES: tuple[str, ...] = get_args(Resize)
 PREPROCESSINGS: dict[str, str] = {
     "pytorch-fid": "bilinear resize to 299x299 (align_corners=False, no antialias), inputs in [-1, 1]",
     "tf1": "TF1 legacy bilinear resize to 299x299 of 0..255 values, then (x - 128) / 128 (ADM evaluator, torch-fidelity)",

@@ -28,9 +28,9 @@ from vq_eval.inception import FIDInceptionV3
 from vq_eval.psnr import psnr
 from vq_eval.reference import ReferenceStats
 from vq_eval.ssim import ssim
+from vq_eval.names import RECONSTRUCTION_METRICS
 from vq_eval.statistics import FeatureStatistics
 
-RECONSTRUCTION_METRICS = ("psnr", "ssim", "lpips", "rfid", "usage")
 DATA_RANGE = 2.0  # images are in [-1, 1]
 
 ReconstructFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]]

@@ -1,33 +1,30 @@
 """vq-tokenizers: VQGAN, CVQ-VAE, FSQ, VQ-KD and Cluster tokenizers, pixel decoders, converters."""
 
-from vq_tokenizers.autoencoder import AutoencoderConfig, AutoencoderOutput, ConvVQTokenizer
-from vq_tokenizers.base import (
-    Tokenizer,
-    build_tokenizer,
-    load_tokenizer,
-    register_tokenizer,
-    save_tokenizer,
-    tokenizer_class,
-)
-from vq_tokenizers.cluster import (
-    ClusterConfig,
-    ClusterJob,
-    ClusterTokenizer,
-    FitReport,
-    SourceBatches,
-    fit_cluster,
-    fit_cluster_tokenizer,
-)
-from vq_tokenizers.cvq import CVQVAE
-from vq_tokenizers.fsq import FSQTokenizer, FSQTokenizerConfig
-from vq_tokenizers.pixel_decoder import PixelDecoderConfig, PixelDecoderTokenizer
-from vq_tokenizers.pixel_decoder_training import PIXEL_DECODER_PRESETS, PixelDecoderJob, train_pixel_decoder
-from vq_tokenizers.presets import PRESETS, Preset, get_preset
-from vq_tokenizers.tokenize import decode_shards, reconstruct_image, tokenize_shards, tokenizer_info
-from vq_tokenizers.tokenize_ray import tokenize_shards_ray
-from vq_tokenizers.train_job import TrainJob, build_run, train_tokenizer
-from vq_tokenizers.vqgan import VQGAN, VQGANConfig
-from vq_tokenizers.vqkd import VQKD, VQKDConfig
-from vq_tokenizers.vqkd_training import VQKD_PRESETS, VQKDJob, VQKDTrainConfig, VQKDTrainer, train_vqkd
+from vq_core.lazy import lazy_exports
 
 __version__ = "0.1.0"
+
+__all__ = lazy_exports(
+    __name__,
+    {
+        "vq_tokenizers.autoencoder": ["AutoencoderConfig", "AutoencoderOutput", "ConvVQTokenizer"],
+        "vq_tokenizers.base": [
+            "Tokenizer", "build_tokenizer", "load_tokenizer", "register_tokenizer", "save_tokenizer", "tokenizer_class",
+        ],
+        "vq_tokenizers.cluster": [
+            "ClusterConfig", "ClusterJob", "ClusterTokenizer", "FitReport", "SourceBatches", "fit_cluster",
+            "fit_cluster_tokenizer",
+        ],
+        "vq_tokenizers.cvq": ["CVQVAE"],
+        "vq_tokenizers.fsq": ["FSQTokenizer", "FSQTokenizerConfig"],
+        "vq_tokenizers.pixel_decoder": ["PixelDecoderConfig", "PixelDecoderTokenizer"],
+        "vq_tokenizers.pixel_decoder_training": ["PIXEL_DECODER_PRESETS", "PixelDecoderJob", "train_pixel_decoder"],
+        "vq_tokenizers.presets": ["PRESETS", "Preset", "get_preset"],
+        "vq_tokenizers.tokenize": ["decode_shards", "reconstruct_image", "tokenize_shards", "tokenizer_info"],
+        "vq_tokenizers.tokenize_ray": ["tokenize_shards_ray"],
+        "vq_tokenizers.train_job": ["TrainJob", "build_run", "train_tokenizer"],
+        "vq_tokenizers.vqgan": ["VQGAN", "VQGANConfig"],
+        "vq_tokenizers.vqkd": ["VQKD", "VQKDConfig"],
+        "vq_tokenizers.vqkd_training": ["VQKD_PRESETS", "VQKDJob", "VQKDTrainConfig", "VQKDTrainer", "train_vqkd"],
+    },
+)

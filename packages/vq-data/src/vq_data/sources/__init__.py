@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
 
 from vq_data.imageio import DEFAULT_MAX_PIXELS
+from vq_data.names import SOURCE_KINDS, SourceKind
 from vq_data.sources.base import ImageRecord, ImageSource, SourceError, key_from_path
 from vq_data.sources.bundled import CLASSES as BUNDLED_CLASSES
 from vq_data.sources.bundled import BundledSource, available_photos
@@ -16,8 +16,6 @@ from vq_data.sources.folder import FolderSource
 from vq_data.sources.imagenet import ImageNetSource, read_synset_map, read_val_labels
 from vq_data.sources.listfile import ListSource
 
-SourceKind = Literal["folder", "imagenet", "list", "bundled", "digits"]
-SOURCE_KINDS: tuple[str, ...] = ("folder", "imagenet", "list", "bundled", "digits")
 NAMED_SOURCES = ("bundled", "digits")  # sources given by name, not by a path
 
 
