@@ -24,7 +24,7 @@ SMALLEST = {
         "train": {"steps": 120, "batch_size": 16, "lr": 0.002, "overrides": {"ckpt_every": 1000, "sample_every": 100000}},
     },
     "ar": {"size": "nano", "train": {"steps": 250, "batch_size": 64, "lr": 0.003, "overrides": {"ckpt_every": 1000}}},
-    "sample": {"per_class": 2, "cfg_scale": 3.0},
+    "sample": {"per_class": 2, "cfg_scale": 3.0, "temperature": 1.0},
     "eval": {"max_images": 64},
     "judge": {"per_class": 10, "max_images": 400},
 }
