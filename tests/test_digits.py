@@ -38,7 +38,7 @@ def test_smallest_digits_run_makes_samples_the_judge_assigns_to_their_class(tmp_
     assert metrics["judge_ceiling"] >= 0.95  # the judge itself on real digits it did not fit
     judged = {k: v for k, v in metrics.items() if k.startswith("judge_")}
     assert metrics["judge_recon_accuracy"] >= 0.6, judged
-    assert metrics["judge_cfg3_class_accuracy"] >= 0.4, judged  # chance: 0.1
+    assert metrics["judge_cfg3_class_accuracy"] >= 0.3, judged  # chance: 0.1
     assert metrics["judge_cfg1_num_samples"] == metrics["judge_cfg3_num_samples"] == 100
     report = tmp_path / "run" / "report"
     assert json.loads((report / "metrics.json").read_text())["judge_cfg3_class_accuracy"] == metrics["judge_cfg3_class_accuracy"]
