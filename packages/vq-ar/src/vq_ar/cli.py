@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from vq_ar.config import SIZES
-from vq_core.cli_common import vq_cli
+from vq_core.cli_common import RenamedOption, vq_cli
 from vq_core.launch_cli import launch_options
 from vq_core.tracking import tracking_options
 
@@ -64,10 +64,8 @@ def _parse_overrides(items: tuple[str, ...]) -> dict[str, Any]:
 
 def _sampling_options(fn: Any) -> Any:
     options = [
-        click.option("--cfg-scale", "cfg_scale", type=float, default=1.0, show_default=True,
-                     help="classifier-free guidance scale (1 = no guidance)"),
-        click.option("--cfg", "cfg_alias", type=float, default=None, hidden=True, deprecated="use --cfg-scale",
-                     help="deprecated spelling of --cfg-scale"),
+        click.option("--cfg-scale", "--cfg", "cfg_scale", cls=RenamedOption, old_names=("--cfg",), type=float, default=1.0,
+                     show_default=True, help="classifier-free guidance scale (1 = no guidance)"),
         click.option("--cfg-schedule", type=click.Choice(["constant", "linear"]), default="constant", show_default=True,
                      help="constant scale, or linear in the token index (LlamaGen's cfg_schedule)"),
         click.option("--cfg-interval", type=int, default=-1, show_default=True, help="LlamaGen's: guide tokens 0..N+1 only (-1: all)"),
@@ -91,7 +89,7 @@ def _sampling_config(kw: dict[str, Any]) -> SamplingConfig:
     from vq_ar.sampling import SamplingConfig
 
     return SamplingConfig(
-        cfg_scale=kw["cfg_scale"] if kw.get("cfg_alias") is None else kw["cfg_alias"],
+        cfg_scale=kw["cfg_scale"],
         cfg_schedule=kw["cfg_schedule"],
         cfg_interval=kw["cfg_interval"],
         temperature=kw["temperature"],
@@ -162,21 +160,21 @@ def _resolved(name: str, vocab: int | None, classes: int | None, grid: int | Non
 
 @main.command(name="train")
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False), help="token shard directory")
-@click.option("--out", required=True, type=click.Path(file_okay=False))
-@click.option("--size", type=click.Choice(list(SIZES)), default="tiny", show_default=True)
-@click.option("--steps", type=int, default=1000, show_default=True)
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="run directory: checkpoints, metrics, model.safetensors")
+@click.option("--size", type=click.Choice(list(SIZES)), default="tiny", show_default=True, help="model size (vq-ar sizes lists them)")
+@click.option("--steps", type=int, default=1000, show_default=True, help="optimizer steps")
 @click.option("--batch-size", type=int, default=256, show_default=True, help="global batch per optimizer step")
-@click.option("--grad-accum", type=int, default=1, show_default=True)
-@click.option("--lr", type=float, default=1e-4, show_default=True)
-@click.option("--warmup-steps", type=int, default=0, show_default=True)
-@click.option("--weight-decay", type=float, default=0.05, show_default=True)
-@click.option("--grad-clip", type=float, default=1.0, show_default=True)
+@click.option("--grad-accum", type=int, default=1, show_default=True, help="micro-steps per optimizer step (--batch-size stays global)")
+@click.option("--lr", type=float, default=1e-4, show_default=True, help="peak learning rate")
+@click.option("--warmup-steps", type=int, default=0, show_default=True, help="linear learning-rate warm-up steps")
+@click.option("--weight-decay", type=float, default=0.05, show_default=True, help="AdamW weight decay")
+@click.option("--grad-clip", type=float, default=1.0, show_default=True, help="gradient-norm clip (0 = no clipping)")
 @click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), default="auto", show_default=True,
               help="bf16: autocast on CPU and CUDA (fp32 weights and optimizer state); auto: bf16 on CUDA only")
 @click.option("--compile/--no-compile", "compile", default=False, show_default=True, help="torch.compile the forward + loss step")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--log-every", type=int, default=50, show_default=True)
-@click.option("--ckpt-every", type=int, default=1000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="seed of the initialisation and the data order")
+@click.option("--log-every", type=int, default=50, show_default=True, help="steps between metric records")
+@click.option("--ckpt-every", type=int, default=1000, show_default=True, help="steps between checkpoints in OUT/checkpoints")
 @click.option("--ema-decay", type=float, default=0.0, show_default=True, help="weight EMA (LlamaGen's --ema: 0.9999); 0 = off")
 @click.option("--stop-at", type=int, default=None, help="end this run after that step (resumable)")
 @click.option("--resume", is_flag=True, help="continue OUT/checkpoints/last.safetensors")
@@ -238,18 +236,20 @@ def train_cmd(
 
 
 @main.command()
-@click.option("--ckpt", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--ckpt", required=True, type=click.Path(exists=True, dir_okay=False), help="AR checkpoint (model.safetensors or a training checkpoint)")
 @click.option("--class", "classes", type=int, multiple=True, help="class label (repeatable); default: all classes")
 @click.option("--n", "per_class", type=int, default=16, show_default=True, help="images per class")
-@click.option("--out", required=True, type=click.Path(file_okay=False))
-@click.option("--tokens-only", is_flag=True, help="write tokens.npy only (no decoder needed)")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="sample directory")
+@click.option("--tokens-only", is_flag=True, help="write tokens.npy and the token shards OUT/tokens only (no decoder needed; `vq-tok decode OUT/tokens --ckpt TOKENIZER` decodes them later)")
 @click.option("--no-cache", is_flag=True, help="recompute the prefix each step (reference path)")
 @_sampling_options
 def sample(ckpt: str, classes: tuple[int, ...], per_class: int, out: str, tokens_only: bool, no_cache: bool, **kw: Any) -> None:
-    """Sample images of the given classes: samples/*.png and samples.npz (ADM batch), grid.png, tokens.npy."""
+    """Sample images of the given classes: samples/*.png and samples.npz (ADM batch), grid.png, tokens.npy,
+    and tokens/ (a token shard set: `vq-tok decode OUT/tokens --ckpt TOKENIZER` decodes it)."""
     import numpy as np
     import torch
     from vq_ar.images import decode_tokens, load_pixel_decoder, write_npy, write_samples
+    from vq_ar.sample_shards import SAMPLE_TOKENS_DIR, write_sample_shards
     from vq_ar.sampling import generate
     from vq_core import atomic_write_text
 
@@ -273,6 +273,9 @@ def sample(ckpt: str, classes: tuple[int, ...], per_class: int, out: str, tokens
     write_npy(out_dir / "tokens.npy", tokens.numpy().reshape(len(labels), *loaded.config.grid).astype(np.int32))
     write_npy(out_dir / "labels.npy", labels.numpy())
     record = {"ckpt": ckpt, "classes": labels_list, "per_class": per_class, "sampling": sampling.model_dump(), "seed": kw["seed"]}
+    grids = tokens.numpy().reshape(len(labels), *loaded.config.grid)
+    record["tokens_dir"] = str(write_sample_shards(out_dir / SAMPLE_TOKENS_DIR, loaded, grids, labels.tolist(), per_class=per_class,
+                                                   record={"seed": kw["seed"], "sampling": sampling.model_dump()}))
     if decoder is not None:
         images = np.concatenate(
             [decode_tokens(decoder, t, loaded.config.grid) for t in tokens.split(kw["batch_size"])]
@@ -284,7 +287,7 @@ def sample(ckpt: str, classes: tuple[int, ...], per_class: int, out: str, tokens
 
 
 @main.command()
-@click.option("--ckpt", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--ckpt", required=True, type=click.Path(exists=True, dir_okay=False), help="AR checkpoint (model.safetensors or a training checkpoint)")
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False), help="validation token shards")
 @click.option("--n", "num_completions", type=int, default=16, show_default=True, help="half-prefix completions")
 @click.option("--max-samples", type=int, default=None, help="teacher-forced samples (default: all)")

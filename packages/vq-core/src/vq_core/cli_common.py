@@ -28,6 +28,29 @@ from vq_core.cli_errors import friendly_group
 from vq_core.progress import PROGRESS_ENV
 
 
+class RenamedOption(click.Option):
+    """An option that still accepts its old spellings (``old_names``) but shows only its new name in ``--help``.
+
+    Used where a command's flag was renamed to the name every ``vq-*`` CLI uses for the same thing
+    (``vq-ar sample --cfg`` -> ``--cfg-scale``), so scripts written against the old name keep working.
+    """
+
+    def __init__(self, *args: Any, old_names: tuple[str, ...] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        unknown = set(old_names) - set(self.opts)
+        if unknown:
+            raise ValueError(f"old names {sorted(unknown)} are not among the option's names {self.opts}")
+        self.old_names = tuple(old_names)
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        opts = self.opts
+        self.opts = [o for o in opts if o not in self.old_names]
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.opts = opts
+
+
 def configure_output(*, verbose: bool, quiet: bool) -> None:
     """Logging level and progress bars for ``-v`` / ``-q`` (refuses both)."""
     if verbose and quiet:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from vq_core.cli_common import vq_cli
+from vq_core.cli_common import RenamedOption, vq_cli
 from vq_data.names import DEFAULT_MAX_PIXELS, SKIPPED_NAME, SOURCE_KINDS
 
 if TYPE_CHECKING:
@@ -26,9 +26,9 @@ def main() -> None:
 @main.command("pack")
 @click.argument("source")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="output shard set directory")
-@click.option("--samples-per-shard", default=256, show_default=True, type=click.IntRange(min=1))
+@click.option("--samples-per-shard", default=256, show_default=True, type=click.IntRange(min=1), help="images per shard tar (the last shard may hold fewer)")
 @click.option("--image-size", default=256, show_default=True, type=click.IntRange(min=1), help="stored side length")
-@click.option("--format", "image_format", type=click.Choice(["png", "jpg"]), default="png", show_default=True)
+@click.option("--format", "image_format", type=click.Choice(["png", "jpg"]), default="png", show_default=True, help="image encoding inside the shards: png (lossless) or jpg (quality 95)")
 @click.option("--kind", type=click.Choice(SOURCE_KINDS), default=None, help="source kind (default: inferred)")
 @click.option("--split", default=None, help="ImageNet split folder (default train); recorded in the manifest")
 @click.option(
@@ -41,7 +41,10 @@ def main() -> None:
     "--val-labels", type=click.Path(dir_okay=False), default=None,
     help="imagenet: LOC_val_solution.csv or a '<file> <wnid or index>' list",
 )
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="decode/encode threads")
+@click.option(
+    "--loader-workers", "--workers", "workers", cls=RenamedOption, old_names=("--workers",), default=1, show_default=True,
+    type=click.IntRange(min=1), help="threads reading, decoding and re-encoding images (shards are written in record order)",
+)
 @click.option(
     "--max-pixels", default=DEFAULT_MAX_PIXELS, show_default=True, type=click.IntRange(min=0),
     help="refuse (or with --skip-bad, skip) images larger than this, checked before decoding; 0 = no cap",

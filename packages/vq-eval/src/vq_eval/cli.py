@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from vq_core.cli_common import vq_cli
+from vq_core.cli_common import RenamedOption, vq_cli
 from vq_eval.names import RECONSTRUCTION_METRICS, RESIZES
 
 
@@ -29,7 +29,7 @@ def _source_options(batch_size: int) -> Callable[[Callable[..., Any]], Callable[
                 default=None,
                 help="resize shorter side + centre crop to this size (shards: default the stored size)",
             ),
-            click.option("--batch-size", default=batch_size, show_default=True, type=click.IntRange(min=1)),
+            click.option("--batch-size", default=batch_size, show_default=True, type=click.IntRange(min=1), help="images per forward batch"),
             click.option("--limit", type=click.IntRange(min=1), default=None, help="use only the first N images"),
             click.option("--no-verify", is_flag=True, help="read image shards without checking their sha256 against the manifest"),
             click.option(
@@ -157,8 +157,8 @@ def fid_command(
 @click.option("--method", type=click.Choice(["eigh", "sqrtm"]), default="eigh", show_default=True, help="FID matrix square root")
 @click.option("--split-size", default=5000, show_default=True, type=click.IntRange(min=1), help="Inception Score split size (ADM)")
 @click.option("--nearest-k", default=3, show_default=True, type=click.IntRange(min=1), help="k of the precision/recall manifolds")
-@click.option("--kid-subsets", default=100, show_default=True, type=click.IntRange(min=1))
-@click.option("--kid-subset-size", default=1000, show_default=True, type=click.IntRange(min=2))
+@click.option("--kid-subsets", default=100, show_default=True, type=click.IntRange(min=1), help="KID: random subsets averaged")
+@click.option("--kid-subset-size", default=1000, show_default=True, type=click.IntRange(min=2), help="KID: images per subset")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None, help="also write the result as JSON")
 @_source_options(batch_size=50)
 def generation_command(
@@ -203,7 +203,8 @@ def generation_command(
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
 @click.argument("source", type=click.Path(exists=True, file_okay=False))
 @click.option(
-    "--out-dir", type=click.Path(file_okay=False), default=None, help="report directory (default: <checkpoint dir>/eval-<source name>)"
+    "--out", "--out-dir", "out_dir", cls=RenamedOption, old_names=("--out-dir",), type=click.Path(file_okay=False),
+    default=None, help="report directory (default: <checkpoint dir>/eval-<source name>)"
 )
 @click.option(
     "--ref",
@@ -213,7 +214,7 @@ def generation_command(
     help="reference .npz: rFID against it instead of against the originals",
 )
 @click.option("--metrics", default=",".join(RECONSTRUCTION_METRICS), show_default=True, help="comma-separated subset")
-@click.option("--lpips-net", type=click.Choice(["alex", "vgg", "squeeze"]), default="alex", show_default=True)
+@click.option("--lpips-net", type=click.Choice(["alex", "vgg", "squeeze"]), default="alex", show_default=True, help="LPIPS backbone")
 @click.option(
     "--lpips-backbone",
     type=click.Path(dir_okay=False),
@@ -231,7 +232,7 @@ def generation_command(
 @click.option(
     "--patch-images", default=64, show_default=True, type=click.IntRange(min=0), help="images sampled for the patches-per-token grid"
 )
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True, help="seed of the example and patch picks")
 @_source_options(batch_size=16)
 def tokenizer_command(
     checkpoint: str,
@@ -306,7 +307,7 @@ def tokenizer_command(
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="override the preset's steps")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="override the preset's LARS lr")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="feature-extraction batch")
-@click.option("--device", default=_default_device, show_default="cuda if available")
+@click.option("--device", default=_default_device, show_default="cuda if available", help="torch device")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None, help="also write the result as JSON")
 def probe_command(
     tokenizer_ckpt: str, train_shards: str, val_shards: str, preset: str, steps: int | None, lr: float | None, batch_size: int,

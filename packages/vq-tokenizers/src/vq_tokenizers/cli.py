@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import importlib
 import json
-import logging
 from typing import Any
 
 import click
 
-from vq_core import launch_options
+from vq_core import asks_for_ray, launch_options
 from vq_core.acceleration import speed_options, speed_overrides
 from vq_core.tracking import tracking_options, tracking_overrides
 from vq_core.cli_common import vq_cli
@@ -31,13 +30,13 @@ def main() -> None:
 
 @main.command()
 @click.option("--family", default=None, help="vqgan | cvq | fsq (needed for per-family presets such as tiny)")
-@click.option("--preset", default="tiny", show_default=True)
+@click.option("--preset", default="tiny", show_default=True, help="named preset (vq-tok presets; --show NAME prints its fields)")
 @click.option("--data", required=True, help="image shard set, image folder, list file, ImageNet root or 'bundled'")
 @click.option("--out", required=True, type=click.Path(), help="checkpoint directory")
-@click.option("--steps", type=int, default=None)
+@click.option("--steps", type=int, default=None, help="optimizer steps (default: the preset's)")
 @click.option("--batch-size", type=int, default=None, help="global images per optimizer step")
-@click.option("--lr", type=float, default=None)
-@click.option("--device", default=None)
+@click.option("--lr", type=float, default=None, help="peak learning rate (default: the preset's)")
+@click.option("--device", default=None, help="torch device (default: cuda when available)")
 @click.option("--loader-workers", type=int, default=0, show_default=True, help="decoding worker processes (image shard sets)")
 @click.option("--resume", is_flag=True, help="continue from the latest checkpoint in --out")
 @click.option("--init-from", type=click.Path(exists=True), default=None, help="start from these weights")
@@ -100,25 +99,30 @@ def train(
 @click.argument("source")
 @click.option("--ckpt", required=True, type=click.Path(exists=True), help="tokenizer checkpoint")
 @click.option("--out", required=True, type=click.Path(), help="token shard directory")
-@click.option("--samples-per-shard", type=int, default=256, show_default=True)
-@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--samples-per-shard", type=int, default=256, show_default=True, help="token samples per shard tar")
+@click.option("--batch-size", type=int, default=32, show_default=True, help="images per forward batch")
 @click.option("--ten-crop", is_flag=True, help="store 10 crops per image (tokens (10, h, w))")
 @click.option(
     "--image-size", type=int, default=None,
     help="crop side to tokenize at (default: the model's); e.g. 256 with a 224-px VQ-KD/Cluster gives 16x16 tokens",
 )
-@click.option("--device", default=None)
+@click.option("--device", default=None, help="torch device (default: cuda when available)")
 @click.option(
     "--overwrite", is_flag=True, help="start over: delete the token shards in --out (and any other shard-*.tar there)"
 )
 @click.option("--no-verify", is_flag=True, help="read image shards without checking their sha256 against the manifest")
-@click.option("--ray", "use_ray", is_flag=True, help="tokenize on a Ray Data actor pool (same shard files)")
-@click.option("--ray-address", default="local", show_default=True, help="with --ray: 'local' (start Ray here) or 'auto'")
-@click.option("--num-workers", type=int, default=2, show_default=True, help="with --ray: tokenizer actors")
-@click.option("--gpus", is_flag=True, help="with --ray: one GPU per actor")
+@click.option("--ray", "use_ray", is_flag=True, hidden=True, help="old spelling of --ray-address local")
+@click.option(
+    "--ray-address", default=None,
+    help="tokenize on a Ray Data actor pool (same shard files): 'local' (Ray started here) or 'auto' / an address (cluster)",
+)
+@click.option(
+    "--num-workers", type=click.IntRange(min=1), default=1, show_default=True, help="Ray tokenizer actors (more than 1 runs on Ray)"
+)
+@click.option("--gpus", is_flag=True, help="one GPU per Ray actor (runs on Ray)")
 def tokenize(
     source: str, ckpt: str, out: str, samples_per_shard: int, batch_size: int, ten_crop: bool, image_size: int | None,
-    device: str | None, overwrite: bool, no_verify: bool, use_ray: bool, ray_address: str, num_workers: int, gpus: bool,
+    device: str | None, overwrite: bool, no_verify: bool, use_ray: bool, ray_address: str | None, num_workers: int, gpus: bool,
 ) -> None:
     """Tokenize SOURCE (image shard set, folder, list file, ImageNet root, 'bundled') into token shards."""
     from vq_tokenizers.tokenize import tokenize_shards
@@ -128,8 +132,10 @@ def tokenize(
         "samples_per_shard": samples_per_shard, "ten_crop": ten_crop, "batch_size": batch_size, "overwrite": overwrite,
         "verify": not no_verify, "image_size": image_size,
     }
-    if use_ray:
-        manifest = tokenize_shards_ray(ckpt, source, out, ray_address=ray_address, num_workers=num_workers, use_gpu=gpus, **common)
+    if use_ray or asks_for_ray(ray_address, num_workers, gpus):
+        manifest = tokenize_shards_ray(
+            ckpt, source, out, ray_address=ray_address or "local", num_workers=num_workers, use_gpu=gpus, **common
+        )
     else:
         manifest = tokenize_shards(ckpt, source, out, device=device, **common)
     click.echo(f"{manifest.num_samples} images -> {len(manifest.shards)} token shards in {out}")
@@ -137,10 +143,10 @@ def tokenize(
 
 @main.command()
 @click.argument("tokens", type=click.Path(exists=True))
-@click.option("--ckpt", required=True, type=click.Path(exists=True))
-@click.option("--out", required=True, type=click.Path())
+@click.option("--ckpt", required=True, type=click.Path(exists=True), help="tokenizer checkpoint (one with a decoder)")
+@click.option("--out", required=True, type=click.Path(), help="directory of the decoded PNGs")
 @click.option("--limit", type=int, default=None, help="decode at most this many samples")
-@click.option("--device", default=None)
+@click.option("--device", default=None, help="torch device (default: cuda when available)")
 @click.option("--no-verify", is_flag=True, help="read token shards without checking their sha256 against the manifest")
 def decode(tokens: str, ckpt: str, out: str, limit: int | None, device: str | None, no_verify: bool) -> None:
     """Decode the token shards TOKENS back to PNG images (OUT/<key>.png; keys never lead outside OUT)."""
@@ -152,9 +158,9 @@ def decode(tokens: str, ckpt: str, out: str, limit: int | None, device: str | No
 
 @main.command()
 @click.argument("image", type=click.Path(exists=True))
-@click.option("--ckpt", required=True, type=click.Path(exists=True))
+@click.option("--ckpt", required=True, type=click.Path(exists=True), help="tokenizer checkpoint (one with a decoder)")
 @click.option("--out", required=True, type=click.Path(), help="PNG: input | reconstruction")
-@click.option("--device", default=None)
+@click.option("--device", default=None, help="torch device (default: cuda when available)")
 def reconstruct(image: str, ckpt: str, out: str, device: str | None) -> None:
     """IMAGE -> tokens -> image, written side by side."""
     from vq_tokenizers.tokenize import reconstruct_image
@@ -174,8 +180,8 @@ def convert() -> None:
 
 @convert.command("taming")
 @click.argument("checkpoint", type=click.Path(exists=True))
-@click.option("--out", required=True, type=click.Path())
-@click.option("--image-size", type=int, default=256, show_default=True)
+@click.option("--out", required=True, type=click.Path(), help="vq checkpoint to write")
+@click.option("--image-size", type=int, default=256, show_default=True, help="image side the release was trained at (recorded in the checkpoint)")
 @trust_pickle_option
 def convert_taming_cmd(checkpoint: str, out: str, image_size: int, trust_pickle: bool) -> None:
     """A taming-transformers VQGAN .ckpt -> vq checkpoint (family vqgan)."""
@@ -186,9 +192,9 @@ def convert_taming_cmd(checkpoint: str, out: str, image_size: int, trust_pickle:
 
 @convert.command("llamagen")
 @click.argument("checkpoint", type=click.Path(exists=True))
-@click.option("--out", required=True, type=click.Path())
-@click.option("--image-size", type=int, default=256, show_default=True)
-@click.option("--weights", type=click.Choice(["ema", "model"]), default="ema", show_default=True)
+@click.option("--out", required=True, type=click.Path(), help="vq checkpoint to write")
+@click.option("--image-size", type=int, default=256, show_default=True, help="image side the release was trained at (recorded in the checkpoint)")
+@click.option("--weights", type=click.Choice(["ema", "model"]), default="ema", show_default=True, help="the release's EMA weights or its raw model weights")
 @trust_pickle_option
 def convert_llamagen_cmd(checkpoint: str, out: str, image_size: int, weights: str, trust_pickle: bool) -> None:
     """A LlamaGen VQ-16/VQ-8 .pt -> vq checkpoint (family vqgan, cosine codebook)."""

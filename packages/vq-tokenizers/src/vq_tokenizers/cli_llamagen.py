@@ -29,7 +29,7 @@ def export_llamagen_cmd(shards: str, out: str, dataset: str, no_verify: bool) ->
 @click.option("--tokenizer", required=True, type=click.Path(exists=True), help="checkpoint of the tokenizer the codes came from")
 @click.option("--dataset", default="imagenet", show_default=True, help=DATASET_HELP)
 @click.option("--image-size", type=int, default=None, help="pick <dataset><size>_codes when CODE_PATH holds several sizes")
-@click.option("--samples-per-shard", type=int, default=256, show_default=True)
+@click.option("--samples-per-shard", type=int, default=256, show_default=True, help="token samples per shard tar")
 @click.option("--overwrite", is_flag=True, help="replace an existing shard set in --out")
 def import_llamagen_cmd(
     code_path: str, out: str, tokenizer: str, dataset: str, image_size: int | None, samples_per_shard: int, overwrite: bool

@@ -43,10 +43,10 @@ def _run(fn: Callable[..., dict[str, float]], job: Any, name: str, launch_flags:
 @click.option("--preset", default="tiny", show_default=True, help="tiny | vqkd_clip_8192")
 @click.option("--data", required=True, help=DATA_HELP)
 @click.option("--out", required=True, type=click.Path(), help="run directory")
-@click.option("--steps", type=int, default=None)
-@click.option("--batch-size", type=int, default=None)
-@click.option("--lr", type=float, default=None)
-@click.option("--device", default=None)
+@click.option("--steps", type=int, default=None, help="optimizer steps (default: the preset's)")
+@click.option("--batch-size", type=int, default=None, help="global images per optimizer step (default: the preset's)")
+@click.option("--lr", type=float, default=None, help="peak learning rate (default: the preset's)")
+@click.option("--device", default=None, help="torch device (default: cuda when available)")
 @click.option("--resume", is_flag=True, help="continue from the latest checkpoint in --out")
 @click.option("--set", "model_set", multiple=True, help="model override key=value (e.g. quantizer.codebook_size=512)")
 @click.option("--train-set", multiple=True, help="train override key=value (e.g. warmup_steps=100)")
@@ -105,8 +105,8 @@ def train_vqkd_cmd(
               help="kmeans: streamed k-means; sgd: the seed's Adam + CVQ nearest-anchor fit (--batch-size is global)")
 @click.option("--steps", type=int, default=100_000, show_default=True, help="with --method sgd: iterations")
 @click.option("--lr", type=float, default=5.4e-5, show_default=True, help="with --method sgd: Adam learning rate")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default=None)
+@click.option("--seed", type=int, default=0, show_default=True, help="seed of the feature sampling and the k-means++ seeding")
+@click.option("--device", default=None, help="torch device (default: cuda when available)")
 @launch_options
 def fit_cluster_cmd(ray_address: str | None, num_workers: int, gpus: bool, max_failures: int, storage_path: str | None, **options: Any) -> None:
     """Cluster a teacher's patch features into a k-code tokenizer (streamed k-means, or the seed's SGD: --method sgd)."""
@@ -124,10 +124,10 @@ def fit_cluster_cmd(ray_address: str | None, num_workers: int, gpus: bool, max_f
 @click.option("--data", required=True, help=DATA_HELP)
 @click.option("--out", required=True, type=click.Path(), help="run directory (tokenizer.safetensors is the pixel tokenizer)")
 @click.option("--embedding", type=click.Choice(["codebook", "learned"]), default=None, help="token embedding (default codebook)")
-@click.option("--steps", type=int, default=None)
-@click.option("--batch-size", type=int, default=None)
-@click.option("--lr", type=float, default=None)
-@click.option("--device", default=None)
+@click.option("--steps", type=int, default=None, help="optimizer steps (default: the preset's)")
+@click.option("--batch-size", type=int, default=None, help="global images per optimizer step (default: the preset's)")
+@click.option("--lr", type=float, default=None, help="peak learning rate (default: the preset's)")
+@click.option("--device", default=None, help="torch device (default: cuda when available)")
 @click.option("--loader-workers", type=int, default=0, show_default=True, help="decoding worker processes (image shard sets)")
 @click.option("--resume", is_flag=True, help="continue from the latest checkpoint in --out")
 @click.option("--lpips-vgg", type=click.Path(), default=None, help="torchvision vgg16 weights for LPIPS")
@@ -181,7 +181,7 @@ def train_pixel_decoder_cmd(
 
 @click.command("beit")
 @click.argument("checkpoint", type=click.Path(exists=True))
-@click.option("--out", required=True, type=click.Path())
+@click.option("--out", required=True, type=click.Path(), help="vq checkpoint to write")
 @click.option("--heads", type=int, default=None, help="attention heads (default: width / 64, as BEiT)")
 @trust_pickle_option
 def convert_beit_cmd(checkpoint: str, out: str, heads: int | None, trust_pickle: bool) -> None:
