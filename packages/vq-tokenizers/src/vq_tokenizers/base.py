@@ -10,9 +10,11 @@ with other weights - are refused.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -20,6 +22,7 @@ from torch import nn
 
 from vq_core import Checkpoint, CheckpointError, StrictConfig, load_checkpoint, nonfinite_tensors, save_checkpoint
 from vq_core.hub import HubMixin, read_pretrained
+from vq_tokenizers.inputs import as_image_batch, as_token_grid
 from vq_tokenizers.token_space import weights_digest
 
 
@@ -38,6 +41,18 @@ class Tokenizer(nn.Module, HubMixin):
     def __init__(self, config: StrictConfig) -> None:
         super().__init__()
         self.config = config
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Give every family's ``encode`` / ``decode`` the accepted input forms of :mod:`vq_tokenizers.inputs`.
+
+        Families write ``encode`` for float (B, 3, H, W) in [-1, 1] and ``decode`` for (B, h, w) grids; the
+        wrapper converts PIL images, uint8 tensors and flat (B, h*w) tokens first, so no family repeats it.
+        """
+        super().__init_subclass__(**kwargs)
+        if "encode" in cls.__dict__:
+            cls.encode = _accepting_images(cls.__dict__["encode"])
+        if "decode" in cls.__dict__:
+            cls.decode = _accepting_flat_tokens(cls.__dict__["decode"])
 
     # --- what every family provides -------------------------------------------------------
     # --- Hub-style folders (vq_core.hub) --------------------------------------------------------
@@ -65,11 +80,14 @@ class Tokenizer(nn.Module, HubMixin):
         raise NotImplementedError
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """Images (B, 3, H, W) in [-1, 1] -> token indices (B, h, w), int64."""
+        """Images (B, 3, H, W) in [-1, 1] -> token indices (B, h, w), int64.
+
+        Also takes a PIL image, a list of PIL images or uint8 tensors (B, 3, H, W) in [0, 255]
+        (:mod:`vq_tokenizers.inputs`)."""
         raise NotImplementedError
 
     def decode(self, indices: torch.Tensor) -> torch.Tensor:
-        """Token indices (B, h, w) -> images (B, 3, H, W) in [-1, 1]."""
+        """Token indices (B, h, w), or flat (B, h*w) as ``vq_ar.generate`` returns them -> images (B, 3, H, W) in [-1, 1]."""
         raise NotImplementedError(
             f"{self.family} tokens have no pixel decoder; train one with `vq-tok train-pixel-decoder`"
         )
@@ -127,6 +145,26 @@ class Tokenizer(nn.Module, HubMixin):
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"{self.family}: expected images (B, 3, H, W), got {tuple(images.shape)}")
         return self.grid_for(int(images.shape[-2]), int(images.shape[-1]))
+
+
+def _model_device(model: nn.Module) -> torch.device | None:
+    return next((p.device for p in model.parameters()), None)
+
+
+def _accepting_images(encode: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+    @functools.wraps(encode)
+    def wrapper(self: Tokenizer, images: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
+        return encode(self, as_image_batch(images, device=_model_device(self)), *args, **kwargs)
+
+    return wrapper
+
+
+def _accepting_flat_tokens(decode: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+    @functools.wraps(decode)
+    def wrapper(self: Tokenizer, indices: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
+        return decode(self, as_token_grid(indices, self.grid, family=self.family), *args, **kwargs)
+
+    return wrapper
 
 
 _REGISTRY: dict[str, type[Tokenizer]] = {}
