@@ -32,6 +32,7 @@ from transformers import (
     ViTModel,
 )
 
+from vq_core.hub import PretrainedNotFoundError, hf_hub_cache, is_repo_id, resolve_pretrained
 from vq_tokenizers.teachers.base import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, Teacher, TeacherConfig, TeacherError
 
 HF_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
@@ -112,10 +113,22 @@ class HFTeacher(Teacher):
         return patches
 
 
-def _check_hf_dir(path: Path, kind: str) -> None:
+def _cached_hub_dir(path: Path) -> tuple[Path, str]:
+    """A hub id (``openai/clip-vit-base-patch16``) as its snapshot in the local HF cache, never downloaded.
+
+    Returns the directory to load and, when the id is not cached, a note for the not-a-directory error."""
+    if path.is_dir() or not is_repo_id(str(path)):
+        return path, ""
+    try:
+        return resolve_pretrained(str(path), local_files_only=True, what="teacher"), ""
+    except PretrainedNotFoundError:
+        return path, f" (nor is {path} a model in the Hugging Face cache {hf_hub_cache()}: `hf download {path}` fills it)"
+
+
+def _check_hf_dir(path: Path, kind: str, note: str = "") -> None:
     if not path.is_dir():
         raise TeacherError(
-            f"{kind} teacher: {path} is not a directory; pass a local Hugging Face model directory "
+            f"{kind} teacher: {path} is not a directory{note}; pass a local Hugging Face model directory "
             f"(config.json + model.safetensors, e.g. saved with save_pretrained) - nothing is downloaded"
         )
     if not (path / "config.json").is_file():
@@ -165,9 +178,11 @@ def load_hf_teacher(
     project: bool = False,
     post_norm: bool = False,
 ) -> HFTeacher:
-    """Load a ``transformers`` teacher from a local directory (a CLIP directory may hold a full CLIPModel)."""
-    path = Path(path)
-    _check_hf_dir(path, kind)
+    """Load a ``transformers`` teacher from a local directory (a CLIP directory may hold a full CLIPModel)
+    or a hub id already in the Hugging Face cache (``clip:openai/clip-vit-base-patch16``)."""
+    source = str(path)  # a hub id stays the recorded source: it resolves again on any machine with the cache
+    path, note = _cached_hub_dir(Path(path))
+    _check_hf_dir(path, kind, note)
     cls = _model_class(kind, project)
     kwargs: dict[str, Any] = {"add_pooling_layer": False} if cls is ViTModel else {}
     if kind == "clip" and (vision := _clip_vision_config(path)) is not None:
@@ -185,7 +200,7 @@ def load_hf_teacher(
         model.config.mask_ratio = 0.0
     config = TeacherConfig(
         kind=kind, arch=arch_dict(model.config), image_size=size, layer=layer, project=project, post_norm=post_norm,
-        mean=mean, std=std, source=str(path),
+        mean=mean, std=std, source=source,
     )
     return HFTeacher(config, model)
 
