@@ -45,8 +45,8 @@ def _run(config: dict, tmp: Path, out: Path) -> str:
 
 
 def _skipped(out: Path) -> dict[str, bool]:
-    lines = (out / "report" / "report.md").read_text().splitlines()
-    return {name: any(line.startswith(f"| stage {name} | skipped") for line in lines) for name in STAGES}
+    times = (out / "report" / "report.md").read_text().split("## Stage times", 1)[1].split("##", 1)[0].splitlines()
+    return {name: any(line.startswith(f"| {name} | skipped") for line in times) for name in STAGES}
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +74,17 @@ def test_run_writes_report_metrics_and_both_grids(run: tuple[Path, Path, str]) -
     assert Image.open(report / "reconstructions.png").size[0] > 0
     assert len(list((out / "samples" / "images").glob("*.png"))) == 4
     html = (report / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 2
-    assert "![samples](samples.png)" in (report / "report.md").read_text()
+    assert html.count("data:image/png;base64,") == 4  # reconstructions, samples, loss curves, codebook usage
+    markdown = (report / "report.md").read_text()
+    assert "![samples](samples.png)" in markdown
+    sections = [line[3:] for line in markdown.splitlines() if line.startswith("## ")]
+    assert sections == ["Data", "Tokenizer", "AR model", "Samples", "Evaluation", "Stage times", "Config"]
+    evaluation = markdown.split("## Evaluation", 1)[1].split("##", 1)[0]
+    assert "| psnr |" in evaluation and "ar_loss" not in evaluation and "| loss |" not in evaluation  # no training internals
+    ar = markdown.split("## AR model", 1)[1].split("##", 1)[0]
+    assert f"| loss | {metrics['ar_loss']:.4f} |" in ar
+    for name in ("loss_curves", "codebook_usage"):
+        assert Image.open(report / f"{name}.png").size[0] > 0 and f"![{name}]({name}.png)" in markdown
 
 
 def test_reported_psnr_and_usage_match_an_independent_computation(run: tuple[Path, Path, str]) -> None:

@@ -1,5 +1,6 @@
 """The run's report: ``report/metrics.json``, ``report/report.html`` (vq-eval's, pictures embedded),
-``report/report.md`` and the grids as PNGs next to them (with a judge stage: its labelled sample grid per
+``report/report.md`` in sections (data, tokenizer, AR model, samples, evaluation apart from the training
+internals, stage times; loss curves and codebook usage from :mod:`vq_pipeline.report_figures`) and the grids as PNGs next to them (with a judge stage: its labelled sample grid per
 guidance scale and a table comparing the scales)."""
 
 from __future__ import annotations
@@ -9,10 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vq_core import atomic_write_text
+from vq_core.tracking import METRICS_FILE
 from vq_eval import Picture, write_report
 
 from vq_pipeline.config import PipelineConfig
 from vq_pipeline.judged import scale_name
+from vq_pipeline.report_figures import TRAINERS, codebook_usage_png, loss_curves_png, split_metrics
 from vq_pipeline.stages import StageResult
 
 if TYPE_CHECKING:
@@ -20,6 +23,8 @@ if TYPE_CHECKING:
 
 RECONSTRUCTION_PNG = "reconstructions"
 SAMPLES_PNG = "samples"
+LOSS_CURVES_PNG = "loss_curves"
+USAGE_PNG = "codebook_usage"
 
 
 def _value(value: Any) -> str:
@@ -62,6 +67,21 @@ def judged_section(metrics: dict[str, Any], scales: list[float]) -> list[str]:
     ]
 
 
+def _training_pictures(result: PipelineResult) -> list[Picture]:
+    """Loss curves of every trainer's metrics.jsonl and the codebook usage of the token shards (those that exist)."""
+    runs = {s.name: s.directory / METRICS_FILE for s in result.stages if s.name in TRAINERS}
+    pictures = []
+    curves = loss_curves_png(runs)
+    if curves is not None:
+        pictures.append(Picture(LOSS_CURVES_PNG, curves, "training loss curves of each trainer (from its metrics.jsonl)"))
+    tokens = next((s for s in result.stages if s.name == "tokens"), None)
+    shards = Path(tokens.outputs["shards"]) if tokens is not None and "shards" in tokens.outputs else None
+    usage = codebook_usage_png(shards) if shards is not None and shards.is_dir() else None
+    if usage is not None:
+        pictures.append(Picture(USAGE_PNG, usage, "codebook usage of the training token shards (codes by frequency, count histogram)"))
+    return pictures
+
+
 def write_pipeline_report(
     result: PipelineResult, config: PipelineConfig, evaluation: StageResult, samples: StageResult, judged: StageResult | None = None
 ) -> Path:
@@ -92,30 +112,54 @@ def write_pipeline_report(
         **{f"skipped {name}": reason for name, reason in skipped.items()},
         "total time": f"{result.seconds:.1f}s",
     }
+    training_pictures = _training_pictures(result)
+    pictures += training_pictures
     write_report(directory, result.metrics, pictures, title="vq-pipeline report", details=details)
+    evaluation_metrics, training, counts = split_metrics(result.metrics)
+    figure_of = {p.name: p for p in pictures}
+
+    def figure(name: str) -> list[str]:
+        return [f"![{name}]({name}.png)", "", f"*{figure_of[name].caption}*", ""] if name in figure_of else []
+
+    def table(header: str, rows: dict[str, Any]) -> list[str]:
+        return [f"| {header} | value |", "| --- | --- |", *(f"| {k} | {_value(v).replace('|', '/')} |" for k, v in rows.items()), ""]
+
     lines = [
         "# vq-pipeline report",
         "",
         f"Output directory `{result.out}`; metrics also in `metrics.json`, pictures embedded in `report.html`.",
         "",
         *(judged_section(result.metrics, scales) if judged is not None else []),
-        "## All metrics",
+        "## Data",
         "",
-        "| metric | value |",
+        *table("data", {"source": details["data"], "train images": counts.get("train_images", "?"),
+                        "token samples": counts.get("token_samples", "?")}),
+        "## Tokenizer",
+        "",
+        *table("tokenizer", {"model": details["tokenizer"], "token space": details["token space"]}),
+        *(line for name in ("tokenizer", "pixel_decoder") if name in training
+          for line in [f"Last training metrics ({name.replace('_', ' ')}; training internals, not evaluation):", "", *table("metric", training[name])]),
+        *figure(LOSS_CURVES_PNG),
+        *figure(USAGE_PNG),
+        *figure(RECONSTRUCTION_PNG),
+        "## AR model",
+        "",
+        *table("AR", {"model": details["ar"]}),
+        *(["Last training metrics (training internals, not evaluation):", "", *table("metric", training["ar"])] if "ar" in training else []),
+        "## Samples",
+        "",
+        *table("samples", {"generated images": counts.get("generated_images", "?"), "CFG scale": config.sample.cfg_scale}),
+        *figure(SAMPLES_PNG),
+        "## Evaluation",
+        "",
+        *table("metric", evaluation_metrics),
+        *(table("skipped", skipped) if skipped else []),
+        "## Stage times",
+        "",
+        "| stage | time |",
         "| --- | --- |",
-        *(f"| {k} | {_value(v)} |" for k, v in result.metrics.items()),
-        "",
-        "| detail | value |",
-        "| --- | --- |",
-        *(f"| {k} | {_value(v).replace('|', '/')} |" for k, v in details.items()),
-        "",
-        f"![reconstructions]({RECONSTRUCTION_PNG}.png)",
-        "",
-        f"*{pictures[0].caption}*",
-        "",
-        f"![samples]({SAMPLES_PNG}.png)",
-        "",
-        f"*{pictures[1].caption}*",
+        *(f"| {name} | {text} |" for name, text in stages.items()),
+        f"| total | {result.seconds:.1f}s |",
         "",
         "## Config",
         "",
