@@ -11,6 +11,8 @@ One ``forward`` serves training, uncached sampling (recompute the whole prefix) 
 
 from __future__ import annotations
 
+import importlib.util
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -18,6 +20,7 @@ from torch import nn
 from vq_ar.config import ARConfig
 from vq_ar.kv_cache import KVCache
 from vq_ar.rope import apply_rope, rope_table
+from vq_core import ConfigError
 
 
 class RMSNorm(nn.Module):
@@ -218,6 +221,9 @@ def build_ar_model(config: ARConfig, *, load_pretrained: bool = True) -> nn.Modu
     """The model ``config.backbone`` names: :class:`ARTransformer`, or :class:`~vq_ar.gpt2.GPT2AR` (initialised
     from ``config.pretrained`` when given and ``load_pretrained``; checkpoints load their own weights)."""
     if config.backbone == "gpt2":
+        if importlib.util.find_spec("transformers") is None:  # an extra: vq-ar needs it for this backbone alone
+            raise ConfigError("backbone 'gpt2' (field backbone) runs on transformers, which is not installed; "
+                              "pip install 'vq-ar[gpt2]', or use backbone 'llama'")
         from vq_ar.gpt2 import GPT2AR
 
         model = GPT2AR(config)

@@ -63,7 +63,10 @@ PHOTOS: tuple[BundledPhoto, ...] = (
 
 
 def _skimage_loader(photo: BundledPhoto) -> Callable[[], np.ndarray] | None:
-    import skimage.data
+    try:
+        import skimage.data
+    except ImportError:  # a demo-only dependency: pip install 'vq-data[demo]'
+        return None
 
     if not all((Path(skimage.data.data_dir) / f).is_file() for f in photo.files):
         return None
@@ -76,7 +79,10 @@ def _skimage_loader(photo: BundledPhoto) -> Callable[[], np.ndarray] | None:
 
 
 def _sklearn_loader(photo: BundledPhoto) -> Callable[[], np.ndarray] | None:
-    from sklearn.datasets import load_sample_images
+    try:
+        from sklearn.datasets import load_sample_images
+    except ImportError:  # a demo-only dependency: pip install 'vq-data[demo]'
+        return None
 
     try:
         bunch = load_sample_images()
@@ -132,7 +138,10 @@ class BundledSource(ImageSource):
         self._loaders = {p.name: fn for p in wanted if (fn := _loader(p)) is not None}
         self.photos = [p for p in wanted if p.name in self._loaders]
         if not self.photos:
-            raise SourceError("none of the requested bundled photos is present in the installed scikit-image/scikit-learn")
+            raise SourceError(
+                "none of the requested bundled photos is present in the installed scikit-image/scikit-learn; "
+                "pip install 'vq-data[demo]'"
+            )
         self.crops_per_image = crops_per_image
         self.seed = seed
         self.min_crop_fraction = min_crop_fraction

@@ -35,7 +35,11 @@ MAX_LEVEL = 16
 @cache
 def _load() -> tuple[np.ndarray, np.ndarray]:
     """(1797, 8, 8) levels 0-16 and (1797,) labels, read once from the scikit-learn wheel."""
-    from sklearn.datasets import load_digits
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as err:  # a demo-only dependency
+        raise SourceError("the digits source reads scikit-learn's copy, and scikit-learn is not installed; "
+                          "pip install 'vq-data[demo]'") from err
 
     bunch = load_digits()
     return np.asarray(bunch.images), np.asarray(bunch.target, dtype=np.int64)
