@@ -5,7 +5,14 @@ Three ways to sample ``--tokens`` image tokens for ``--batch`` class labels, sam
 * ``vq-ar cached``    — :func:`vq_ar.generate` with the static pre-allocated KV cache;
 * ``vq-ar no cache``  — the same sampler recomputing the whole prefix for every token;
 * ``transformers``    — ``LlamaForCausalLM.generate(use_cache=True)`` with the same layers/width/heads/FFN
-  (class labels as extra vocabulary ids for the one-token prompt; 1D RoPE; its dynamic cache).
+  (class labels as extra vocabulary ids for the one-token prompt; 1D RoPE; its dynamic cache);
+* ``LlamaGen``        — with ``--llamagen PATH`` (a LlamaGen checkout, not part of this project): its
+  ``autoregressive.models.generate.generate`` on its ``gpt.Transformer`` of the same shape (same guidance
+  scale, temperature 1, no top-k/top-p, its static KV cache, eager);
+* ``GEMM limit``      — the bare matmuls of one decode step at the same shapes (``F.linear`` of a
+  (rows, in) activation with every projection and the head of the model, rows = batch, x2 with --cfg),
+  timed alone: the tokens/s a sampler would reach if nothing but its weight GEMMs cost time.  ``% limit``
+  is each sampler's rate as a share of it; GFLOP/s counts those matmul FLOPs per token for every method.
 
 Default: a small model (8 layers, 256 wide) on 2 CPU cores in about two minutes.  Bigger runs:
 ``--layers 24 --dim 1024 --heads 16 --vocab 16384 --batch 32 --device cuda`` (LlamaGen GPT-L).
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 from collections.abc import Callable
@@ -65,6 +73,20 @@ def _hf_model(config: ARConfig, device: torch.device, dtype: torch.dtype) -> tor
     return model.to(device).eval()
 
 
+def decode_gemm_seconds(model: torch.nn.Module, rows: int, device: torch.device, repeats: int) -> tuple[float, int]:
+    """Best time of one decode step's weight matmuls alone (every ``nn.Linear`` of the model once, at
+    ``rows`` rows, in the model's dtype), and their FLOPs."""
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    inputs = [torch.randn(rows, m.in_features, device=device, dtype=m.weight.dtype) for m in linears]
+
+    def step() -> None:
+        for m, x in zip(linears, inputs):
+            torch.nn.functional.linear(x, m.weight)
+
+    best, _ = _timed(step, device, max(repeats, 1) * 20)
+    return best, sum(2 * rows * m.weight.numel() for m in linears)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--layers", type=int, default=8)
@@ -81,6 +103,7 @@ def main() -> None:
     parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
     parser.add_argument("--skip-nocache", action="store_true", help="skip the slow recompute-everything path")
     parser.add_argument("--skip-hf", action="store_true")
+    parser.add_argument("--llamagen", default=None, help="a LlamaGen checkout: also time its generate()")
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args()
     if args.threads:
@@ -138,16 +161,46 @@ def main() -> None:
         # with --cfg the baseline runs the same 2B rows (without mixing them): count the B images' tokens
         results["transformers generate"] = n_tokens / hf_s
 
+    if args.llamagen:
+        sys.path.insert(0, args.llamagen)
+        from autoregressive.models.generate import generate as llamagen_generate
+        from autoregressive.models.gpt import ModelArgs, Transformer
+
+        peer = Transformer(ModelArgs(
+            dim=config.dim, n_layer=config.n_layer, n_head=config.n_head, multiple_of=multiple_of, vocab_size=config.vocab_size,
+            num_classes=config.num_classes, block_size=config.seq_len, class_dropout_prob=0.1,
+        ))
+        _random_weights(peer, 0)
+        peer = peer.to(device=device, dtype=dtype).eval()
+        cond = labels.to(device)
+
+        def peer_generate() -> torch.Tensor:
+            torch.manual_seed(0)
+            with torch.no_grad():
+                return llamagen_generate(peer, cond, config.seq_len, cfg_scale=args.cfg, temperature=1.0, top_k=0, top_p=1.0, sample_logits=True)
+
+        peer_s, peer_out = _timed(peer_generate, device, args.repeats)
+        assert peer_out.shape == (args.batch, config.seq_len)
+        results["LlamaGen generate"] = n_tokens / peer_s
     print(
         f"model: {config.n_layer} layers, dim {config.dim}, {config.n_head} heads, ffn {config.ffn_hidden}, "
         f"vocab {config.vocab_size}; batch {args.batch}, {config.seq_len} tokens, cfg {args.cfg}; "
         f"{device} {args.dtype}, {torch.get_num_threads()} threads, torch {torch.__version__}, {platform.machine()}"
     )
-    print(f"{'method':<24} {'tokens/s':>10} {'vs cached':>10}")
+    rows = args.batch * (2 if args.cfg != 1.0 else 1)
+    gemm_s, step_flops = decode_gemm_seconds(model, rows, device, args.repeats)
+    results["GEMM limit"] = args.batch / gemm_s
+    flops_per_token = step_flops / args.batch
+    print(f"load {os.getloadavg()[0]:.2f}; GEMM limit: {rows} rows x every projection + head = {step_flops / 1e9:.3f} GFLOP "
+          f"per decode step in {1e3 * gemm_s:.2f} ms ({step_flops / gemm_s / 1e9:.1f} GFLOP/s)")
+    print(f"{'method':<24} {'tokens/s':>10} {'vs cached':>10} {'GFLOP/s':>8} {'% limit':>8}")
     for name, rate in results.items():
-        print(f"{name:<24} {rate:>10.1f} {rate / results['vq-ar cached']:>9.3f}x")
+        print(f"{name:<24} {rate:>10.1f} {rate / results['vq-ar cached']:>9.3f}x {rate * flops_per_token / 1e9:>8.1f} "
+              f"{100 * rate / results['GEMM limit']:>7.0f}%")
     if "vq-ar no cache" in results:
         print(f"KV cache speed-up over no cache: {results['vq-ar cached'] / results['vq-ar no cache']:.1f}x")
+    if "LlamaGen generate" in results:
+        print(f"vq-ar cached vs LlamaGen generate: {results['vq-ar cached'] / results['LlamaGen generate']:.2f}x")
     if "transformers generate" in results:
         print(f"vq-ar cached vs transformers generate: {results['vq-ar cached'] / results['transformers generate']:.2f}x")
     if args.json:
