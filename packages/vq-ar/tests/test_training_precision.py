@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from safetensors import safe_open
 
 import vq_ar.cli
-import vq_core.acceleration
+import vq_ar.training
 from vq_ar import TrainConfig, train
 from vq_ar.training import token_loss
 
@@ -54,7 +54,7 @@ def test_compile_wraps_the_loss_step_and_checkpoints_keep_plain_keys(tmp_path: P
         compiled.append(fn)
         return fn
 
-    monkeypatch.setattr(vq_core.acceleration.torch, "compile", fake_compile)
+    monkeypatch.setattr(torch, "compile", fake_compile)
     config = TrainConfig(steps=2, batch_size=8, log_every=1, precision="fp32", compile=True)
     result = train(tokens, tmp_path / "run", size="nano", model_overrides=NO_DROPOUT, config=config)
     assert compiled == [token_loss]
@@ -69,7 +69,7 @@ def test_precision_and_compile_flags_reach_the_train_config(tmp_path: Path, toke
         seen.append(config)
         raise SystemExit(0)
 
-    monkeypatch.setattr(vq_ar.cli, "train", fake_train)
+    monkeypatch.setattr(vq_ar.training, "train", fake_train)  # the command imports it when it runs
     runner = CliRunner()
     base = ["train", "--data", str(tokens), "--out", str(tmp_path / "run")]
     runner.invoke(vq_ar.cli.main, [*base, "--precision", "bf16", "--compile"])

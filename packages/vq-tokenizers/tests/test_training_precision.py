@@ -9,7 +9,6 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import vq_core.acceleration
 from vq_core import load_checkpoint
 from vq_tokenizers import TrainJob, build_run
 from vq_tokenizers.cli import main
@@ -63,7 +62,7 @@ def test_compile_wraps_the_network_and_checkpoints_keep_plain_keys(tmp_path, mon
         compiled.append(fn)
         return fn
 
-    monkeypatch.setattr(vq_core.acceleration.torch, "compile", fake_compile)
+    monkeypatch.setattr(torch, "compile", fake_compile)
     trainer, _ = _train(tmp_path / "run", "fp32", compile_model=True)
     assert trainer.model in compiled and len(compiled) == 2  # the autoencoder and the generator loss
     ckpt = load_checkpoint(tmp_path / "run" / "tokenizer.safetensors", family="vqgan")
