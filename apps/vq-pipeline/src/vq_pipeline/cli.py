@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 
 import click
 
 from vq_core import ConfigError
 from vq_core.cli_common import vq_cli
+from vq_core.overrides import merge_overrides, parse_overrides
 
 
-def _load(config: str, ray: dict[str, Any]) -> Any:
+def _load(config: str, ray: dict[str, Any], pairs: tuple[str, ...] = ()) -> Any:
+    """CONFIG with the dotted ``KEY=VALUE`` overrides and the Ray flags applied, validated as a whole."""
     from vq_pipeline.config import load_config
     from vq_pipeline.overrides import override_problems
     from vq_pipeline.presets import preset_problems
 
-    loaded = load_config(config, overrides={"ray": ray} if ray else None)
+    overrides = merge_overrides(parse_overrides(pairs, "CONFIG KEY=VALUE"), {"ray": ray} if ray else {})
+    loaded = load_config(config, overrides=overrides)
     problems = preset_problems(loaded) + override_problems(loaded)
     if problems:
         raise ConfigError("; ".join(problems) + f" ({config}); fix the named field and re-run `vq-pipeline check`")
@@ -31,6 +33,7 @@ def main() -> None:
 
 @main.command()
 @click.argument("config", type=click.Path(exists=True, dir_okay=False))
+@click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="run directory (re-runs skip finished stages)")
 @click.option("--ray-address", default=None, help="run trainers/tokenizing on Ray: 'local' (started here) or 'auto' (cluster)")
 @click.option("--num-workers", type=int, default=None, help="Ray Train workers / tokenizer actors (config: ray.num_workers)")
@@ -38,16 +41,19 @@ def main() -> None:
 @click.option("--max-failures", type=int, default=None, help="worker restarts from the last checkpoint (config: ray.max_failures)")
 @click.option("--storage-path", default=None, help="Ray Train storage, shared by all nodes (default <out>/ray)")
 def run(
-    config: str, out: str, ray_address: str | None, num_workers: int | None, gpus: bool | None, max_failures: int | None,
+    config: str, overrides: tuple[str, ...], out: str, ray_address: str | None, num_workers: int | None, gpus: bool | None, max_failures: int | None,
     storage_path: str | None,
 ) -> None:
-    """Run every stage of CONFIG into --out, skipping stages already complete, and write the report."""
+    """Run every stage of CONFIG into --out, skipping stages already complete, and write the report.
+
+    KEY=VALUE arguments override CONFIG's fields by dotted path (tokenizer.train.steps=100 ar.size=B).
+    """
     from vq_eval import format_table
 
     from vq_pipeline.pipeline import run_pipeline
 
     flags = {"address": ray_address, "num_workers": num_workers, "use_gpu": gpus, "max_failures": max_failures, "storage_path": storage_path}
-    result = run_pipeline(_load(config, {k: v for k, v in flags.items() if v is not None}), out)
+    result = run_pipeline(_load(config, {k: v for k, v in flags.items() if v is not None}, overrides), out)
     for stage in result.stages:
         click.echo(f"{stage.name:14s} {'skipped (complete)' if stage.skipped else f'{stage.seconds:7.1f}s'}")
     click.echo(format_table(result.metrics))
@@ -63,7 +69,8 @@ def run(
 
 @main.command()
 @click.argument("config", type=click.Path(exists=True, dir_okay=False))
-def check(config: str) -> None:
+@click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
+def check(config: str, overrides: tuple[str, ...]) -> None:
     """Validate CONFIG (fields, preset names, the fields inside every overrides/loss dict) without running
-    anything; print it resolved."""
-    click.echo(json.dumps(_load(config, {}).model_dump(mode="json"), indent=2))
+    anything; print it resolved.  KEY=VALUE arguments override its fields as in ``run``."""
+    click.echo(json.dumps(_load(config, {}, overrides).model_dump(mode="json"), indent=2))

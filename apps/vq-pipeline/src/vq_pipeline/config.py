@@ -10,6 +10,7 @@ import yaml
 from pydantic import Field, model_validator
 
 from vq_core import ConfigError, StrictConfig
+from vq_core.overrides import merge_overrides
 
 TEACHER_FAMILIES = ("vqkd", "cluster")
 
@@ -167,6 +168,5 @@ def load_config(path: str | os.PathLike[str], *, overrides: dict[str, Any] | Non
         raise ConfigError(f"pipeline config {path} is not valid YAML: {err}") from err
     if not isinstance(data, dict):
         raise ConfigError(f"pipeline config {path} must be a mapping of stages (data, tokenizer, ...), got {type(data).__name__}")
-    for section, values in (overrides or {}).items():
-        data[section] = {**(data.get(section) or {}), **values}
+    data = merge_overrides(data, overrides or {})
     return PipelineConfig.from_dict(data, source=str(path))

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from vq_ar.config import SIZES
-from vq_core.cli_common import RenamedOption, vq_cli
+from vq_core.cli_common import RenamedOption, config_option, vq_cli
 from vq_core.launch_cli import launch_options
+from vq_core.overrides import parse_overrides
 from vq_core.tracking import tracking_options
 
 if TYPE_CHECKING:  # the commands import torch and the model modules themselves: `vq-ar --help` stays fast
@@ -46,20 +47,6 @@ def _load_for_inference(ckpt: str, device: torch.device, precision: str) -> Load
     if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
         loaded.model.to(torch.bfloat16)
     return loaded
-
-
-def _parse_overrides(items: tuple[str, ...]) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs; values are JSON when they parse as JSON (numbers, booleans), else strings."""
-    overrides: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--set")
-        try:
-            overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[key] = value
-    return overrides
 
 
 def _sampling_options(fn: Any) -> Any:
@@ -159,6 +146,7 @@ def _resolved(name: str, vocab: int | None, classes: int | None, grid: int | Non
 
 
 @main.command(name="train")
+@config_option(model="overrides")
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False), help="token shard directory")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="run directory: checkpoints, metrics, model.safetensors")
 @click.option("--size", type=click.Choice(list(SIZES)), default="tiny", show_default=True, help="model size (vq-ar sizes lists them)")
@@ -209,7 +197,7 @@ def train_cmd(
     if preset is not None and preset not in PRESETS:
         raise click.BadParameter(f"no preset {preset!r}; choose one of {', '.join(PRESETS)} (vq-ar sizes)", param_hint="--preset")
     tracking = tracking_overrides(kw.pop("tensorboard"), kw.pop("wandb"))
-    model_overrides, train_fields = _parse_overrides(overrides), kw
+    model_overrides, train_fields = parse_overrides(overrides, "--set"), kw
     if preset is not None:
         size, model_overrides, train_fields = _with_preset(PRESETS[preset], size, model_overrides, kw)
     train_fields = {**train_fields, **tracking}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -61,3 +61,18 @@ def config_hash(config: BaseModel) -> str:
     """Hash of a config's canonical JSON, shared by checkpoints and manifests."""
     canonical = json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def field_docs(model: type[BaseModel], prefix: str = "") -> dict[str, str]:
+    """Dotted field path -> its description, for ``model`` and every config nested in it (the
+    documentation ``vq-tok presets --show`` prints beside a preset's resolved fields)."""
+    docs: dict[str, str] = {}
+    for name, field in model.model_fields.items():
+        path = f"{prefix}{name}"
+        if field.description:
+            docs[path] = " ".join(field.description.split())
+        for candidate in (field.annotation, *get_args(field.annotation)):  # X, or X | None
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                docs.update(field_docs(candidate, f"{path}."))
+                break
+    return docs

@@ -16,8 +16,8 @@ import click
 from vq_core import asks_for_ray, launch_options
 from vq_core.acceleration import speed_options, speed_overrides
 from vq_core.tracking import tracking_options, tracking_overrides
-from vq_core.cli_common import vq_cli
-from vq_tokenizers.cli_options import parse_overrides as _parse_overrides
+from vq_core.cli_common import config_option, vq_cli
+from vq_core.overrides import parse_overrides as _parse_overrides
 from vq_tokenizers.cli_options import run_job, trust_pickle_option
 
 COMMAND_MODULES: tuple[str, ...] = ("vq_tokenizers.cli_vqkd", "vq_tokenizers.cli_llamagen")
@@ -29,6 +29,7 @@ def main() -> None:
 
 
 @main.command()
+@config_option(model="model_set", loss="loss_set", train="train_set")
 @click.option("--family", default=None, help="vqgan | cvq | fsq (needed for per-family presets such as tiny)")
 @click.option("--preset", default="tiny", show_default=True, help="named preset (vq-tok presets; --show NAME prints its fields)")
 @click.option("--data", required=True, help="image shard set, image folder, list file, ImageNet root or 'bundled'")
@@ -203,8 +204,9 @@ def convert_llamagen_cmd(checkpoint: str, out: str, image_size: int, weights: st
     click.echo(convert_llamagen(checkpoint, out, image_size=image_size, weights=weights, trust_pickle=trust_pickle))
 
 
-def _preset_rows() -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
-    """(family, name) -> (description, the resolved fields) of every preset."""
+def _preset_rows() -> dict[tuple[str, str], tuple[str, dict[str, Any], dict[str, str]]]:
+    """(family, name) -> (description, the resolved fields, their documentation by dotted path) of every preset."""
+    from vq_core.config import field_docs
     from vq_tokenizers.autoencoder import AutoencoderConfig  # noqa: F401  (registers the conv families)
     from vq_tokenizers.base import tokenizer_class
     from vq_tokenizers.cluster_presets import CLUSTER_PRESETS
@@ -213,28 +215,45 @@ def _preset_rows() -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
     from vq_tokenizers.vqkd import VQKDConfig
     from vq_tokenizers.vqkd_training import VQKD_PRESETS
 
-    rows: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+    def docs(**sections: type[Any]) -> dict[str, str]:
+        return {f"{section}.{path}": text for section, cls in sections.items() for path, text in field_docs(cls).items()}
+
+    rows: dict[tuple[str, str], tuple[str, dict[str, Any], dict[str, str]]] = {}
     for (family, name), p in PRESETS.items():
-        model = tokenizer_class(family).config_class.from_dict(p.model, source=f"preset {name}").model_dump(mode="json")
-        rows[(family, name)] = (p.description, {"model": model, "loss": p.loss.model_dump(mode="json"), "train": p.train.model_dump(mode="json")})
+        config_class = tokenizer_class(family).config_class
+        model = config_class.from_dict(p.model, source=f"preset {name}").model_dump(mode="json")
+        rows[(family, name)] = (
+            p.description, {"model": model, "loss": p.loss.model_dump(mode="json"), "train": p.train.model_dump(mode="json")},
+            docs(model=config_class, loss=type(p.loss), train=type(p.train)),
+        )
     for name, p in VQKD_PRESETS.items():
         model = VQKDConfig.from_dict(p.model, source=f"preset {name}").model_dump(mode="json")
-        rows[("vqkd", name)] = (p.description, {"teacher": p.teacher, "model": model, "train": p.train.model_dump(mode="json")})
+        rows[("vqkd", name)] = (
+            p.description, {"teacher": p.teacher, "model": model, "train": p.train.model_dump(mode="json")},
+            docs(model=VQKDConfig, train=type(p.train)),
+        )
     for name, p in PIXEL_DECODER_PRESETS.items():
-        rows[("pixel", name)] = (p.description, {"decoder": dict(p.model), "loss": p.loss.model_dump(mode="json"), "train": p.train.model_dump(mode="json")})
+        rows[("pixel", name)] = (
+            p.description, {"decoder": dict(p.model), "loss": p.loss.model_dump(mode="json"), "train": p.train.model_dump(mode="json")},
+            docs(loss=type(p.loss), train=type(p.train)),
+        )
     for name, p in CLUSTER_PRESETS.items():
-        rows[("cluster", name)] = (p.description, p.model_dump(mode="json", exclude={"name", "description"}))
+        fields = p.model_dump(mode="json", exclude={"name", "description"})
+        rows[("cluster", name)] = (p.description, fields, {k: v for k, v in field_docs(type(p)).items() if k.split(".")[0] in fields})
     return rows
 
 
 @main.command()
-@click.option("--show", "show", default=None, metavar="NAME", help="print the resolved fields of one preset (JSON)")
+@click.option(
+    "--show", "show", default=None, metavar="NAME",
+    help="print one preset's resolved fields and, under docs, each documented field's description by dotted path (JSON)",
+)
 @click.option("--family", default=None, help="with --show: the family of a name several families use (tiny)")
 def presets(show: str | None, family: str | None) -> None:
     """List the named presets (vq-tok train, train-vqkd, fit-cluster, train-pixel-decoder), or --show one."""
     rows = _preset_rows()
     if show is None:
-        for (fam, name), (description, _) in sorted(rows.items()):
+        for (fam, name), (description, _, _) in sorted(rows.items()):
             click.echo(f"{fam:7s} {name:28s} {description}")
         return
     matches = [key for key in rows if key[1] == show and (family is None or key[0] == family)]
@@ -244,8 +263,8 @@ def presets(show: str | None, family: str | None) -> None:
             f"{what} named {show!r}{f' in family {family!r}' if family else ''} (--show); "
             f"{'pass --family' if matches else 'see vq-tok presets'}"
         )
-    (fam, name), (description, fields) = matches[0], rows[matches[0]]
-    click.echo(json.dumps({"family": fam, "name": name, "description": description, **fields}, indent=2))
+    (fam, name), (description, fields, field_help) = matches[0], rows[matches[0]]
+    click.echo(json.dumps({"family": fam, "name": name, "description": description, **fields, "docs": field_help}, indent=2))
 
 
 for _module in COMMAND_MODULES:

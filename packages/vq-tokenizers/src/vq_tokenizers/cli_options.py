@@ -1,4 +1,7 @@
-"""What every ``vq-tok`` command module shares: ``--set key=value`` overrides and running a job.
+"""What every ``vq-tok`` command module shares: running a job, ``--trust-pickle``.
+
+``--set key=value`` overrides are parsed by :func:`vq_core.overrides.parse_overrides`, the one syntax of
+every ``vq-*`` CLI.
 
 A module of its own so that command modules (``cli_vqkd``) need not import ``cli``: under
 ``python -m vq_tokenizers.cli`` (torchrun) ``cli`` runs as ``__main__`` and importing it again from a
@@ -7,32 +10,12 @@ command module would re-enter the half-initialised registration loop.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 import click
 
 from vq_core import asks_for_ray, launch_command
-
-
-def parse_overrides(pairs: tuple[str, ...], what: str) -> dict[str, Any]:
-    """``key=value`` pairs (dotted keys nest, values parse as JSON when they can) -> nested dict."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{pair!r} is not key=value", param_hint=what)
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        node = out
-        *parents, leaf = key.split(".")
-        for parent in parents:
-            node = node.setdefault(parent, {})
-        node[leaf] = value
-    return out
 
 
 def run_job(fn: Callable[..., dict[str, Any]], job: Any, *, name: str, launch_flags: dict[str, Any]) -> dict[str, Any]:

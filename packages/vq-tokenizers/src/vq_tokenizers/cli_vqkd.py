@@ -19,8 +19,10 @@ import click
 
 from vq_core import launch_options
 from vq_core.acceleration import speed_options, speed_overrides
+from vq_core.cli_common import config_option
 from vq_core.tracking import tracking_options, tracking_overrides
-from vq_tokenizers.cli_options import parse_overrides, run_job, trust_pickle_option
+from vq_core.overrides import parse_overrides
+from vq_tokenizers.cli_options import run_job, trust_pickle_option
 
 DATA_HELP = "image shard set, image folder, list file, ImageNet root or 'bundled'"
 TEACHER_HELP = "teacher spec kind:path (clip:DIR, clip-proj:DIR, dino:DIR, dinov2:DIR, mae:DIR, openclip:DIR|NAME@FILE|NAME:TAG, evaclip:..., tv-vit_b_16:FILE, random-clip:tiny)"
@@ -37,6 +39,7 @@ def _run(fn: Callable[..., dict[str, float]], job: Any, name: str, launch_flags:
 
 
 @click.command("train-vqkd")
+@config_option(model="model_set", train="train_set")
 @click.option("--teacher", required=True, help=TEACHER_HELP)
 @click.option("--teacher-layer", type=int, default=None, help="hidden state to distil (default: final output)")
 @click.option("--teacher-size", type=int, default=None, help="teacher input size (default: its own)")
@@ -88,6 +91,7 @@ def train_vqkd_cmd(
 
 
 @click.command("fit-cluster")
+@config_option()
 @click.option("--teacher", required=True, help=TEACHER_HELP)
 @click.option("--teacher-layer", type=int, default=None, help="hidden state to cluster (default: final output)")
 @click.option("--teacher-size", type=int, default=None, help="teacher input size (default: its own)")
@@ -119,6 +123,7 @@ def fit_cluster_cmd(ray_address: str | None, num_workers: int, gpus: bool, max_f
 
 
 @click.command("train-pixel-decoder")
+@config_option(model="model_set", loss="loss_set", train="train_set")
 @click.option("--tokenizer", required=True, type=click.Path(exists=True), help="frozen VQ-KD / Cluster checkpoint")
 @click.option("--preset", default="tiny", show_default=True, help="tiny | vqgan | llamagen")
 @click.option("--data", required=True, help=DATA_HELP)
