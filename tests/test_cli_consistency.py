@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from importlib.metadata import entry_points, version
 
@@ -41,6 +44,9 @@ SYNONYMS = {
     "--dtype", "--amp", "--mixed-precision", "--cfg-file", "--conf",
 }
 """Other spellings of the shared concepts: a command may accept one only as a hidden old name."""
+
+HEAVY = ("torch", "torchvision", "transformers", "ray", "PIL", "webdataset", "scipy", "numpy", "yaml")
+"""What printing ``--help`` must not import (each costs from 0.1 s to several seconds)."""
 
 
 def _clis() -> dict[str, click.Group]:
@@ -124,3 +130,28 @@ def test_old_spellings_still_parse_but_are_not_shown(tmp_path) -> None:  # noqa:
     ctx = sample.make_context("sample", ["--ckpt", str(ckpt), "--out", str(tmp_path), "--cfg", "2.5"])
     assert ctx.params["cfg_scale"] == 2.5
     assert "--cfg " not in sample.get_help(ctx) and "--cfg-scale" in sample.get_help(ctx)
+
+
+def test_help_of_every_command_imports_no_heavy_module() -> None:
+    """``--help`` stays fast because nothing heavy is imported to print it (timings: benchmarks/cli_help.py)."""
+    code = textwrap.dedent(f"""
+        import sys
+        from importlib.metadata import entry_points
+        from click.testing import CliRunner
+
+        def paths(command, path):
+            yield path
+            for name, sub in getattr(command, "commands", {{}}).items():
+                yield from paths(sub, [*path, name])
+
+        for ep in entry_points(group="console_scripts"):
+            if ep.name.startswith("vq-"):
+                main = ep.load()
+                for path in paths(main, []):
+                    result = CliRunner().invoke(main, [*path, "--help"])
+                    assert result.exit_code == 0, (ep.name, path, result.output)
+        print(" ".join(m for m in {HEAVY!r} if m in sys.modules))
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == [], f"--help imported {done.stdout.split()}"

@@ -57,6 +57,8 @@ class FriendlyGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # click's own (`--help` is an Exit): resolving the user-error types would import torch
         except Exception as err:
             if not isinstance(err, user_errors(self.extra_errors)):
                 raise
