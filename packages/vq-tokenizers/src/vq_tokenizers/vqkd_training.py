@@ -33,6 +33,7 @@ from vq_core.tracking import MetricsLogger, TrackingFields
 from vq_core.acceleration import adam, maybe_compile, uses_bf16
 from vq_core.checkpoint import nonfinite_tensors
 from vq_core.divergence import divergence_error, newest_finite_checkpoint
+from vq_core.progress import progress
 from vq_tokenizers.base import save_tokenizer
 from vq_tokenizers.teachers import Teacher, load_teacher, resample_grid
 from vq_tokenizers.train_job import deep_merge, restore_from_session, session_hook, session_rank_world
@@ -383,12 +384,14 @@ class VQKDTrainer:
         batches = self._batches()
         last: dict[str, float] = {}
         start, start_step = time.perf_counter(), self.step
+        bar = progress(total=self.config.steps, initial=self.step, desc="train vqkd", unit="step", enabled=None if self.is_main else False)
         while self.step < self.config.steps:
             logs = self.train_step(next(batches))
             for key, value in logs.items():
                 self._sums[key] = self._sums[key] + value if key in self._sums else value
             self._count += 1
             self.step += 1
+            bar.update(1)
             final = self.step == self.config.steps
             logged = self.step % self.config.log_every == 0 or final
             if logged:
@@ -398,6 +401,7 @@ class VQKDTrainer:
             if logged or checkpoint is not None:
                 for hook in self.hooks:
                     hook(last if logged else {"step": float(self.step)}, checkpoint)
+        bar.close()
         self.export()
         return last
 

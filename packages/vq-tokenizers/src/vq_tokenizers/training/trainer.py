@@ -33,6 +33,7 @@ from vq_core.acceleration import adam, maybe_compile, uses_bf16
 from vq_core import CheckpointError, divergence_error, load_checkpoint, newest_finite_checkpoint, trim_metrics
 from vq_core.checkpoint import Checkpoint, nonfinite_tensors
 from vq_core.divergence import TrainingDivergedError
+from vq_core.progress import progress
 from vq_core.tracking import MetricsLogger
 from vq_tokenizers.autoencoder import ConvVQTokenizer
 from vq_tokenizers.base import save_tokenizer
@@ -305,6 +306,7 @@ class Trainer:
         last: dict[str, float] = {}
         start = time.perf_counter()
         start_step = self.step
+        bar = progress(total=config.steps, initial=self.step, desc=f"train {self.model.family}", unit="step", enabled=None if self.is_main else False)
         while self.step < config.steps:
             micro = [next(batches).to(self.device, non_blocking=True) for _ in range(config.grad_accum)]
             if self._sample_batch is None:
@@ -312,6 +314,7 @@ class Trainer:
                 self._sample_batch = micro[0][:8].clone()
             self.train_step(micro)
             self.step += 1
+            bar.update(1)
             final = self.step == config.steps
             metrics = None
             if self.step % config.log_every == 0 or final:
@@ -323,6 +326,7 @@ class Trainer:
             checkpoint = self.save_checkpoint() if checkpoint_step else None
             if metrics is not None or checkpoint_step:  # same calls on every rank, as Ray requires
                 self._report(metrics or {"step": float(self.step)}, checkpoint)
+        bar.close()
         self.export()
         return last
 
