@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vq_core import atomic_write_bytes, atomic_write_text
+from vq_core import atomic_write_bytes, atomic_write_text, progress
 
 from vq_pipeline.config import PipelineConfig
 from vq_pipeline.fingerprint import path_fingerprint, teacher_path
@@ -289,14 +289,21 @@ class Pipeline:
         start = time.perf_counter()
         self.out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.out / "config.json", self.config.model_dump_json(indent=2) + "\n")
-        data = self.data()
-        tokenizer = self.tokenizer(data)
-        decoder = self.pixel_decoder(data, tokenizer) or tokenizer
-        tokens = self.tokens(data, decoder)
-        ar = self.ar(tokens)
-        samples = self.samples(ar, decoder)
-        evaluation = self.evaluation(data, decoder, samples)
-        judged = self.judge(data, decoder, ar)
+        bar = progress(total=8, desc="pipeline", unit="stage")  # each stage's own work has its bar too
+
+        def done(value: Any) -> Any:
+            bar.update(1)
+            return value
+
+        data = done(self.data())
+        tokenizer = done(self.tokenizer(data))
+        decoder = done(self.pixel_decoder(data, tokenizer)) or tokenizer
+        tokens = done(self.tokens(data, decoder))
+        ar = done(self.ar(tokens))
+        samples = done(self.samples(ar, decoder))
+        evaluation = done(self.evaluation(data, decoder, samples))
+        judged = done(self.judge(data, decoder, ar))
+        bar.close()
         self.result.seconds = time.perf_counter() - start
         self.result.metrics = _final_metrics(self.result)
         self.result.report = write_pipeline_report(self.result, self.config, evaluation, samples, judged)

@@ -18,6 +18,7 @@ from pydantic import Field
 
 from vq_ar.model import ARTransformer
 from vq_core import StrictConfig
+from vq_core.progress import progress
 
 
 class SamplingConfig(StrictConfig):
@@ -162,12 +163,12 @@ def generate(
         if use_cache:
             cache = model.new_cache(labels.shape[0])
             logits = model(labels, rows(tokens[:, :first]), cache=cache, last_only=True)
-            for i in range(first, n):
+            for i in progress(range(first, n), desc="sample", unit="tok", leave=False):
                 tokens[:, i] = draw(logits, i)
                 if i + 1 < n:  # token i sits at sequence position i + 1 (after the class token)
                     logits = model(None, rows(tokens[:, i : i + 1]), cache=cache, start=i + 1, last_only=True)
         else:
-            for i in range(first, n):
+            for i in progress(range(first, n), desc="sample", unit="tok", leave=False):
                 tokens[:, i] = draw(model(labels, rows(tokens[:, :i]), last_only=True), i)
     finally:
         model.train(was_training)
