@@ -47,7 +47,7 @@ from vq_tokenizers.losses import LossConfig
 from vq_tokenizers.teachers import load_teacher
 from vq_tokenizers.training import TrainConfig, Trainer
 from vq_tokenizers.vqkd import VQKDConfig, beit_quantizer
-from vq_tokenizers.vqkd_training import VQKDTrainConfig, VQKDTrainer
+from vq_tokenizers.training.vqkd import VQKDTrainConfig, VQKDTrainer
 
 SIZE = 64
 SMALL = {"image_size": SIZE, "ch": 64, "ch_mult": (1, 1, 2, 2), "num_res_blocks": 1, "attn_resolutions": (8,), "z_channels": 64}

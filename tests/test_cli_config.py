@@ -39,7 +39,7 @@ def test_dotted_pairs_nest_merge_and_round_trip() -> None:
 
 
 def test_vq_tok_train_reads_the_file_and_flags_win(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import vq_tokenizers.train_job as train_job
+    import vq_tokenizers.training.job as train_job
 
     seen: list[Any] = []
     monkeypatch.setattr(train_job, "train_tokenizer", lambda job: seen.append(job) or {"step": 0})

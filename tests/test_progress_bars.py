@@ -47,7 +47,7 @@ def test_quiet_and_non_terminal_runs_print_no_bar(capsys: pytest.CaptureFixture[
 
 
 def test_tokenizer_training_shows_a_bar(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from vq_tokenizers.train_job import TrainJob, train_tokenizer
+    from vq_tokenizers.training.job import TrainJob, train_tokenizer
 
     _terminal(monkeypatch)
     from PIL import Image

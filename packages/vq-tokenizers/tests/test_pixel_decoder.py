@@ -13,10 +13,10 @@ from vq_core import ConfigError, ManifestError
 from vq_tokenizers import PixelDecoderTokenizer, VQKD, load_tokenizer, save_tokenizer
 from vq_tokenizers.cli import main
 from vq_tokenizers.cluster import ClusterConfig, ClusterTokenizer, SourceBatches
-from vq_tokenizers.pixel_decoder_training import fit_ch_mult, pixel_decoder_shape, train_pixel_decoder
+from vq_tokenizers.training.pixel_decoder import fit_ch_mult, pixel_decoder_shape, train_pixel_decoder
 from vq_tokenizers.teachers import load_teacher
 from vq_tokenizers.tokenize import decode_shards, tokenize_shards
-from vq_tokenizers.vqkd_training import vqkd_config_for
+from vq_tokenizers.training.vqkd import vqkd_config_for
 
 
 pytestmark = pytest.mark.usefixtures("single_thread")

@@ -13,10 +13,10 @@ from click.testing import CliRunner
 
 from vq_tokenizers.cli import main
 from vq_tokenizers.cluster_presets import CLUSTER_PRESETS
-from vq_tokenizers.pixel_decoder_training import PIXEL_DECODER_PRESETS
+from vq_tokenizers.training.pixel_decoder import PIXEL_DECODER_PRESETS
 from vq_tokenizers.presets import PRESETS, get_preset
 from vq_tokenizers.vqkd import VQKDConfig
-from vq_tokenizers.vqkd_training import VQKD_PRESETS
+from vq_tokenizers.training.vqkd import VQKD_PRESETS
 
 SEED_ADAM = {"lr": 5.4e-5, "disc_lr": 4.32e-4, "betas": (0.5, 0.9), "steps": 260_000, "batch_size": 96}  # vqgan/runner.py, interface.py
 LLAMAGEN_ADAM = {"lr": 1e-4, "disc_lr": 1e-4, "betas": (0.9, 0.95), "steps": 400_000, "batch_size": 128, "disc_start": 20_000}
@@ -137,7 +137,7 @@ def test_vit_pixel_decoder_predicts_16x16_pixel_patches_per_token() -> None:
 
     from vq_tokenizers import VQKD
     from vq_tokenizers.pixel_decoder import PixelDecoderTokenizer
-    from vq_tokenizers.pixel_decoder_training import pixel_decoder_shape
+    from vq_tokenizers.training.pixel_decoder import pixel_decoder_shape
 
     torch.manual_seed(0)
     source = VQKD(VQKDConfig.from_dict({

@@ -21,7 +21,7 @@ from PIL import Image
 from vq_tokenizers import VQKD, VQKDConfig, build_tokenizer, load_tokenizer, save_tokenizer
 from vq_tokenizers.cli import main
 from vq_tokenizers.pixel_decoder import PixelDecoderTokenizer
-from vq_tokenizers.pixel_decoder_training import pixel_decoder_shape
+from vq_tokenizers.training.pixel_decoder import pixel_decoder_shape
 from vq_tokenizers.presets import get_preset
 from vq_tokenizers.tokenize import tokenize_shards
 from vq_tokenizers.vqkd import beit_quantizer

@@ -15,7 +15,7 @@ from vq_tokenizers.cli import main
 from vq_tokenizers.teachers import load_teacher
 from vq_tokenizers.training import ImageBatches, Trainer
 from vq_tokenizers.vqkd import VQKD
-from vq_tokenizers.vqkd_training import VQKDTrainConfig, VQKDTrainer, vqkd_config_for
+from vq_tokenizers.training.vqkd import VQKDTrainConfig, VQKDTrainer, vqkd_config_for
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -59,7 +59,7 @@ def test_no_tensorboard_flag_and_wandb_error(monkeypatch, tmp_path) -> None:
         seen["train"] = job.train
         return {}
 
-    monkeypatch.setattr("vq_tokenizers.cli.run_job", fake_run_job)
+    monkeypatch.setattr("vq_tokenizers.cli.commands.run_job", fake_run_job)
     args = ["train", "--family", "vqgan", "--data", "bundled", "--out", str(tmp_path)]
     result = CliRunner().invoke(main, [*args, "--no-tensorboard"])
     assert result.exit_code == 0, result.output

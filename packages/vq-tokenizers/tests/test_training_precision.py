@@ -85,9 +85,9 @@ def _captured_train_overrides(monkeypatch, module: str, args: list[str]) -> dict
 @pytest.mark.parametrize(
     ("module", "command"),
     [
-        ("cli", ["train", "--family", "vqgan", "--data", "bundled"]),
-        ("cli_vqkd", ["train-vqkd", "--teacher", "random-clip:tiny", "--data", "bundled"]),
-        ("cli_vqkd", ["train-pixel-decoder", "--tokenizer", ".", "--data", "bundled"]),
+        ("cli.commands", ["train", "--family", "vqgan", "--data", "bundled"]),
+        ("cli.vqkd", ["train-vqkd", "--teacher", "random-clip:tiny", "--data", "bundled"]),
+        ("cli.vqkd", ["train-pixel-decoder", "--tokenizer", ".", "--data", "bundled"]),
     ],
 )
 def test_precision_and_compile_flags_reach_the_train_config(monkeypatch, tmp_path, module, command) -> None:

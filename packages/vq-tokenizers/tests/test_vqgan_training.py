@@ -204,7 +204,7 @@ def test_train_job_and_cli(photos, tmp_path):
 DDP_SCRIPT = """
 import json, os, sys, torch, torch.distributed as dist
 from vq_tokenizers import TrainJob, build_run
-from vq_tokenizers.train_job import init_distributed_from_env
+from vq_tokenizers.training.job import init_distributed_from_env
 init_distributed_from_env()  # the process group torchrun's variables describe
 rank, world = dist.get_rank(), dist.get_world_size()
 torch.set_num_threads(1)

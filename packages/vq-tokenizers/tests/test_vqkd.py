@@ -14,7 +14,7 @@ from vq_tokenizers.cli import main
 from vq_tokenizers.teachers import load_teacher
 from vq_tokenizers.training import ImageBatches
 from vq_tokenizers.vqkd import cosine_distance_loss
-from vq_tokenizers.vqkd_training import (
+from vq_tokenizers.training.vqkd import (
     VQKD_PRESETS,
     NonFiniteLossError,
     VQKDTrainConfig,
@@ -196,13 +196,13 @@ def test_cli_runs_as_a_module_with_the_teacher_commands() -> None:
 VQKD_DDP_SCRIPT = """
 import json, sys, torch, torch.distributed as dist
 torch.set_num_threads(1)
-from vq_tokenizers.train_job import init_distributed_from_env
+from vq_tokenizers.training.job import init_distributed_from_env
 init_distributed_from_env()  # the process group torchrun's variables describe
 rank, world = dist.get_rank(), dist.get_world_size()
 from vq_tokenizers import VQKD
 from vq_tokenizers.teachers import load_teacher
 from vq_tokenizers.training import ImageBatches
-from vq_tokenizers.vqkd_training import VQKDTrainConfig, VQKDTrainer, vqkd_config_for
+from vq_tokenizers.training.vqkd import VQKDTrainConfig, VQKDTrainer, vqkd_config_for
 teacher = load_teacher("random-clip:tiny")
 torch.manual_seed(rank)  # different weights on each rank: all must start from rank 0's
 model = VQKD(vqkd_config_for("tiny", teacher))

@@ -3,9 +3,8 @@
 ``--set key=value`` overrides are parsed by :func:`vq_core.overrides.parse_overrides`, the one syntax of
 every ``vq-*`` CLI.
 
-A module of its own so that command modules (``cli_vqkd``) need not import ``cli``: under
-``python -m vq_tokenizers.cli`` (torchrun) ``cli`` runs as ``__main__`` and importing it again from a
-command module would re-enter the half-initialised registration loop.
+A module of its own so that command modules (``cli.vqkd``) need not import ``cli.commands``, which
+imports them to register their commands.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from vq_core.acceleration import speed_options, speed_overrides
 from vq_core.cli_common import config_option
 from vq_core.tracking import tracking_options, tracking_overrides
 from vq_core.overrides import parse_overrides
-from vq_tokenizers.cli_options import run_job, trust_pickle_option
+from vq_tokenizers.cli.options import run_job, trust_pickle_option
 
 DATA_HELP = "image shard set, image folder, list file, ImageNet root or 'bundled'"
 TEACHER_HELP = "teacher spec kind:path (clip:DIR, clip-proj:DIR, dino:DIR, dinov2:DIR, mae:DIR, openclip:DIR|NAME@FILE|NAME:TAG, evaclip:..., tv-vit_b_16:FILE, random-clip:tiny)"
@@ -77,7 +77,7 @@ def train_vqkd_cmd(
     **launch_flags: Any,
 ) -> None:
     """Distil a teacher's patch features into VQ-KD tokens (BEiT v2)."""
-    from vq_tokenizers.vqkd_training import VQKDJob, train_vqkd
+    from vq_tokenizers.training.vqkd import VQKDJob, train_vqkd
 
     train = parse_overrides(train_set, "--train-set") | speed_overrides(precision, compile_model) | tracking_overrides(tensorboard, wandb)
     for key, value in (("steps", steps), ("batch_size", batch_size), ("lr", lr), ("device", device)):
@@ -165,7 +165,7 @@ def train_pixel_decoder_cmd(
     **launch_flags: Any,
 ) -> None:
     """Train a conv pixel decoder on the frozen tokens of TOKENIZER (same token space, now decodable)."""
-    from vq_tokenizers.pixel_decoder_training import PixelDecoderJob, train_pixel_decoder
+    from vq_tokenizers.training.pixel_decoder import PixelDecoderJob, train_pixel_decoder
 
     decoder = parse_overrides(model_set, "--set")
     if embedding:

@@ -18,9 +18,9 @@ from vq_core.acceleration import speed_options, speed_overrides
 from vq_core.tracking import tracking_options, tracking_overrides
 from vq_core.cli_common import config_option, vq_cli
 from vq_core.overrides import parse_overrides as _parse_overrides
-from vq_tokenizers.cli_options import run_job, trust_pickle_option
+from vq_tokenizers.cli.options import run_job, trust_pickle_option
 
-COMMAND_MODULES: tuple[str, ...] = ("vq_tokenizers.cli_vqkd", "vq_tokenizers.cli_llamagen")
+COMMAND_MODULES: tuple[str, ...] = ("vq_tokenizers.cli.vqkd", "vq_tokenizers.cli.llamagen")
 
 
 @vq_cli("vq-tokenizers")
@@ -71,7 +71,7 @@ def train(
     **launch_flags: Any,
 ) -> None:
     """Train a VQGAN / CVQ-VAE / FSQ tokenizer from a preset (one process, under torchrun, or on Ray)."""
-    from vq_tokenizers.train_job import TrainJob, train_tokenizer
+    from vq_tokenizers.training.job import TrainJob, train_tokenizer
 
     train_overrides = _parse_overrides(train_set, "--train-set") | speed_overrides(precision, compile_model) | tracking_overrides(tensorboard, wandb)
     for key, value in (("steps", steps), ("batch_size", batch_size), ("lr", lr), ("device", device)):
@@ -210,10 +210,10 @@ def _preset_rows() -> dict[tuple[str, str], tuple[str, dict[str, Any], dict[str,
     from vq_tokenizers.autoencoder import AutoencoderConfig  # noqa: F401  (registers the conv families)
     from vq_tokenizers.base import tokenizer_class
     from vq_tokenizers.cluster_presets import CLUSTER_PRESETS
-    from vq_tokenizers.pixel_decoder_training import PIXEL_DECODER_PRESETS
+    from vq_tokenizers.training.pixel_decoder import PIXEL_DECODER_PRESETS
     from vq_tokenizers.presets import PRESETS
     from vq_tokenizers.vqkd import VQKDConfig
-    from vq_tokenizers.vqkd_training import VQKD_PRESETS
+    from vq_tokenizers.training.vqkd import VQKD_PRESETS
 
     def docs(**sections: type[Any]) -> dict[str, str]:
         return {f"{section}.{path}": text for section, cls in sections.items() for path, text in field_docs(cls).items()}
@@ -270,6 +270,3 @@ def presets(show: str | None, family: str | None) -> None:
 for _module in COMMAND_MODULES:
     importlib.import_module(_module).register(main)
 
-
-if __name__ == "__main__":  # torchrun -m vq_tokenizers.cli train ...
-    main()

@@ -23,7 +23,7 @@ from vq_tokenizers.base import Tokenizer, load_tokenizer
 from vq_tokenizers.losses import LossConfig
 from vq_tokenizers.pixel_decoder import PixelDecoderTokenizer
 from vq_tokenizers.presets import DD2_AGLWG075, LLAMAGEN_LOSS, LLAMAGEN_TRAIN, PAPER_TRAIN, TINY_LOSS, TINY_TRAIN, Preset
-from vq_tokenizers.train_job import ImageTrainJob, deep_merge, image_trainer, session_rank_world
+from vq_tokenizers.training.job import ImageTrainJob, deep_merge, image_trainer, session_rank_world
 from vq_tokenizers.training import TrainConfig
 
 DECODER_F16 = {"ch": 128, "ch_mult": (1, 1, 2, 2, 4), "num_res_blocks": 2, "z_channels": 256}

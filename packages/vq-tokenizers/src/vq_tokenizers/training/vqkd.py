@@ -36,7 +36,7 @@ from vq_core.divergence import divergence_error, newest_finite_checkpoint
 from vq_core.progress import progress
 from vq_tokenizers.base import save_tokenizer
 from vq_tokenizers.teachers import Teacher, load_teacher, resample_grid
-from vq_tokenizers.train_job import deep_merge, restore_from_session, session_hook, session_rank_world
+from vq_tokenizers.training.job import deep_merge, restore_from_session, session_hook, session_rank_world
 from vq_tokenizers.training import ImageBatches
 from vq_tokenizers.training.checkpoints import (
     FINAL_NAME,
