@@ -124,7 +124,7 @@ def test_resume_refuses_changed_settings(tokens):
     loader = token_loader(directory, 3, num_workers=2, return_keys=True)
     next(iter(loader))
     state = loader.state_dict()
-    with pytest.raises(ValueError, match="batch_size=3"):
+    with pytest.raises(ValueError, match="--batch-size was 3, now 4"):
         token_loader(directory, 4).load_state_dict(state)
     single = token_loader(directory, 3, num_workers=0)
     single.load_state_dict(state)

@@ -95,7 +95,9 @@ def test_wrong_inputs_are_refused_with_both_shapes():
     with pytest.raises(ValueError, match=r"token ids must lie in \[0, 256\)"):
         model.decode(torch.full((1, 8, 8), 256))
     with pytest.raises(ValueError, match=r"expected token grids \(B, h, w\)"):
-        model.decode(torch.zeros(4, 4, dtype=torch.long))
+        model.decode(torch.zeros(16, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"flat tokens \(B, 5\) fit no square grid"):
+        model.decode(torch.zeros(2, 5, dtype=torch.long))
 
 
 def test_bad_configs_name_the_field():
