@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import click
+
 from vq_core.config import ConfigError
 
 
@@ -26,18 +28,22 @@ def parse_value(raw: str) -> Any:
 
 
 def parse_overrides(pairs: Iterable[str], what: str) -> dict[str, Any]:
-    """``key=value`` pairs -> a nested dict (later pairs win); ``what`` names the flag in errors."""
+    """``key=value`` pairs -> a nested dict (later pairs win).
+
+    A malformed pair is a usage error of the flag ``what`` (``click.BadParameter``, exit code 2): the
+    pairs come from a command line.
+    """
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key or any(not part for part in key.split(".")):
-            raise ConfigError(f"{pair!r} is not KEY=VALUE with a dotted KEY ({what}); e.g. quantizer.codebook_size=64")
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE with a dotted KEY, e.g. quantizer.codebook_size=64", param_hint=what)
         node = out
         *parents, leaf = key.split(".")
         for parent in parents:
             child = node.setdefault(parent, {})
             if not isinstance(child, dict):
-                raise ConfigError(f"{pair!r} sets a field inside {parent!r}, which an earlier pair set to a value ({what})")
+                raise click.BadParameter(f"{pair!r} sets a field inside {parent!r}, which an earlier pair set to a value", param_hint=what)
             node = child
         node[leaf] = parse_value(raw)
     return out
