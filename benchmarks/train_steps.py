@@ -14,7 +14,8 @@ on the same batch, so a load spike from other jobs hits all of them alike; the t
 
 Variants: the peer (fp32, eager, ``torch.optim`` defaults: the per-parameter loop on CPU), then ours in fp32
 eager and with the switches the trainers expose - ``--precision bf16`` (autocast, fp32 weights), ``--compile``
-(inductor) and the multi-tensor optimizer (``vq_core.acceleration.adam``).  Ours is loaded with the peer's
+(inductor), the multi-tensor optimizer (``vq_core.acceleration.adam``) and, for the VQGAN, channels_last
+(the tokenizer trainer's default, ``channels_last: true``).  Ours is loaded with the peer's
 weights (through the project's converters) and the first loss must equal the peer's before a number is
 printed.  Columns: ms/step, speed-up vs the peer, model FLOP/s (FLOPs of one step counted by
 ``torch.utils.flop_counter`` on the fp32 eager step) and that rate as a share of a bare ``torch.mm`` of the
@@ -162,13 +163,15 @@ def vqgan_variants(taming: str, with_compile: bool) -> tuple[list[Variant], Step
 
         return step
 
-    def ours_step_factory(precision: str, compiled: bool) -> Step:
-        model = copy.deepcopy(ours_template).train()
+    def ours_step_factory(precision: str, compiled: bool, channels_last: bool = False) -> Step:
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        model = copy.deepcopy(ours_template).train().to(memory_format=fmt)
         net = maybe_compile(model, compiled)
         opt = adam(model.parameters(), device="cpu", lr=1e-4, betas=(0.5, 0.9))
 
         def step(x: torch.Tensor, _: torch.Tensor | None) -> torch.Tensor:
             opt.zero_grad(set_to_none=True)
+            x = x.contiguous(memory_format=fmt)
             with autocast(precision, x.device):
                 out = net(x)
                 loss = (x - out.recon.float()).abs().mean() + out.quant_loss.float()
@@ -179,10 +182,13 @@ def vqgan_variants(taming: str, with_compile: bool) -> tuple[list[Variant], Step
         return step
 
     variants = [Variant("taming VQModel fp32", peer_step_factory()), Variant("ours fp32", ours_step_factory("fp32", False)),
-                Variant("ours bf16", ours_step_factory("bf16", False), torch.bfloat16)]
+                Variant("ours bf16", ours_step_factory("bf16", False), torch.bfloat16),
+                Variant("ours fp32 channels_last", ours_step_factory("fp32", False, True)),
+                Variant("ours bf16 channels_last", ours_step_factory("bf16", False, True), torch.bfloat16)]
     if with_compile:
         variants += [Variant("ours fp32 + compile", ours_step_factory("fp32", True)),
-                     Variant("ours bf16 + compile", ours_step_factory("bf16", True), torch.bfloat16)]
+                     Variant("ours bf16 + compile", ours_step_factory("bf16", True), torch.bfloat16),
+                     Variant("ours bf16 + compile + c_last", ours_step_factory("bf16", True, True), torch.bfloat16)]
     return variants, ours_step_factory("fp32", False)
 
 
