@@ -14,11 +14,11 @@ from typing import Any
 import click
 
 from vq_core import asks_for_ray, launch_options
-from vq_core.acceleration import speed_options, speed_overrides
-from vq_core.tracking import tracking_options, tracking_overrides
+from vq_core.acceleration import speed_options
+from vq_core.tracking import tracking_options
 from vq_core.cli_common import config_option, vq_cli
 from vq_core.overrides import parse_overrides as _parse_overrides
-from vq_tokenizers.cli.options import run_job, trust_pickle_option
+from vq_tokenizers.cli.options import run_job, train_overrides as _train_overrides, trust_pickle_option
 
 COMMAND_MODULES: tuple[str, ...] = ("vq_tokenizers.cli.vqkd", "vq_tokenizers.cli.llamagen")
 
@@ -73,10 +73,10 @@ def train(
     """Train a VQGAN / CVQ-VAE / FSQ tokenizer from a preset (one process, under torchrun, or on Ray)."""
     from vq_tokenizers.training.job import TrainJob, train_tokenizer
 
-    train_overrides = _parse_overrides(train_set, "--train-set") | speed_overrides(precision, compile_model) | tracking_overrides(tensorboard, wandb)
-    for key, value in (("steps", steps), ("batch_size", batch_size), ("lr", lr), ("device", device)):
-        if value is not None:
-            train_overrides[key] = value
+    train_overrides = _train_overrides(
+        train_set, steps=steps, batch_size=batch_size, lr=lr, device=device, precision=precision,
+        compile_model=compile_model, tensorboard=tensorboard, wandb=wandb,
+    )
     loss_overrides = _parse_overrides(loss_set, "--loss-set")
     if lpips_vgg:
         loss_overrides["lpips_vgg_weights"] = lpips_vgg

@@ -18,11 +18,11 @@ from typing import Any
 import click
 
 from vq_core import launch_options
-from vq_core.acceleration import speed_options, speed_overrides
+from vq_core.acceleration import speed_options
 from vq_core.cli_common import config_option
-from vq_core.tracking import tracking_options, tracking_overrides
+from vq_core.tracking import tracking_options
 from vq_core.overrides import parse_overrides
-from vq_tokenizers.cli.options import run_job, trust_pickle_option
+from vq_tokenizers.cli.options import run_job, train_overrides, trust_pickle_option
 
 DATA_HELP = "image shard set, image folder, list file, ImageNet root or 'bundled'"
 TEACHER_HELP = "teacher spec kind:path (clip:DIR, clip-proj:DIR, dino:DIR, dinov2:DIR, mae:DIR, openclip:DIR|NAME@FILE|NAME:TAG, evaclip:..., tv-vit_b_16:FILE, random-clip:tiny)"
@@ -79,10 +79,10 @@ def train_vqkd_cmd(
     """Distil a teacher's patch features into VQ-KD tokens (BEiT v2)."""
     from vq_tokenizers.training.vqkd import VQKDJob, train_vqkd
 
-    train = parse_overrides(train_set, "--train-set") | speed_overrides(precision, compile_model) | tracking_overrides(tensorboard, wandb)
-    for key, value in (("steps", steps), ("batch_size", batch_size), ("lr", lr), ("device", device)):
-        if value is not None:
-            train[key] = value
+    train = train_overrides(
+        train_set, steps=steps, batch_size=batch_size, lr=lr, device=device, precision=precision,
+        compile_model=compile_model, tensorboard=tensorboard, wandb=wandb,
+    )
     job = VQKDJob(
         teacher=teacher, teacher_layer=teacher_layer, teacher_size=teacher_size, preset=preset,
         model=parse_overrides(model_set, "--set"), train=train, data=data, out=out, resume=resume,
@@ -173,10 +173,10 @@ def train_pixel_decoder_cmd(
     loss = parse_overrides(loss_set, "--loss-set")
     if lpips_vgg:
         loss["lpips_vgg_weights"] = lpips_vgg
-    train = parse_overrides(train_set, "--train-set") | speed_overrides(precision, compile_model) | tracking_overrides(tensorboard, wandb)
-    for key, value in (("steps", steps), ("batch_size", batch_size), ("lr", lr), ("device", device)):
-        if value is not None:
-            train[key] = value
+    train = train_overrides(
+        train_set, steps=steps, batch_size=batch_size, lr=lr, device=device, precision=precision,
+        compile_model=compile_model, tensorboard=tensorboard, wandb=wandb,
+    )
     job = PixelDecoderJob(
         tokenizer=tokenizer, preset=preset, decoder=decoder, loss=loss, train=train, data=data, num_workers=loader_workers,
         out=out, resume=resume,
