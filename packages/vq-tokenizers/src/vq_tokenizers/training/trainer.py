@@ -102,6 +102,16 @@ def load_newest_readable(directory: Path, family: str, device: torch.device) -> 
     return None
 
 
+def load_resume_checkpoint(
+    directory: Path, path: str | Path | None, family: str, device: torch.device
+) -> tuple[Path, Checkpoint] | None:
+    """The checkpoint a ``resume(path)`` continues from: ``path`` when given, else the newest readable step
+    checkpoint in ``directory`` (:func:`load_newest_readable`); None when there is none to resume from."""
+    if path is not None:
+        return Path(path), load_checkpoint(path, family=family, map_location=device)
+    return load_newest_readable(directory, family, device)
+
+
 def default_device(local_rank: int = 0) -> torch.device:
     return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
 
@@ -181,13 +191,10 @@ class Trainer:
         Without ``path`` an unreadable newest checkpoint (a truncated copy, a full disk) falls back to
         the one before it, with a warning naming both.
         """
-        if path is not None:
-            path, ckpt = Path(path), load_checkpoint(path, family=self.model.family, map_location=self.device)
-        else:
-            found = load_newest_readable(self.checkpoint_dir, self.model.family, self.device)
-            if found is None:
-                return False
-            path, ckpt = found
+        found = load_resume_checkpoint(self.checkpoint_dir, path, self.model.family, self.device)
+        if found is None:
+            return False
+        path, ckpt = found
         if ckpt.config_hash != self.model.config.config_hash():
             raise CheckpointError(
                 f"checkpoint {path} was trained with another {self.model.family} config (hash {ckpt.config_hash}, "

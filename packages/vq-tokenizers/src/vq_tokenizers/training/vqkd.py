@@ -28,7 +28,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from pydantic import BaseModel, ConfigDict, Field
 
-from vq_core import CheckpointError, StrictConfig, config_hash, load_checkpoint, trim_metrics
+from vq_core import CheckpointError, StrictConfig, config_hash, trim_metrics
 from vq_core.tracking import MetricsLogger, TrackingFields
 from vq_core.acceleration import adam, maybe_compile, uses_bf16
 from vq_core.checkpoint import nonfinite_tensors
@@ -49,7 +49,7 @@ from vq_tokenizers.training.trainer import (
     NonFiniteLossError,
     default_device,
     distributed_rank_world,
-    load_newest_readable,
+    load_resume_checkpoint,
 )
 from vq_tokenizers.vqkd import VQKD, VQKDConfig, beit_quantizer, cosine_distance_loss
 
@@ -269,13 +269,10 @@ class VQKDTrainer:
         """Continue from the latest (or the given) step checkpoint; False when there is none.
 
         Without ``path`` an unreadable newest checkpoint falls back to the one before it (warning)."""
-        if path is not None:
-            path, ckpt = Path(path), load_checkpoint(path, family=self.model.family, map_location=self.device)
-        else:
-            found = load_newest_readable(self.checkpoint_dir, self.model.family, self.device)
-            if found is None:
-                return False
-            path, ckpt = found
+        found = load_resume_checkpoint(self.checkpoint_dir, path, self.model.family, self.device)
+        if found is None:
+            return False
+        path, ckpt = found
         if ckpt.config_hash != self.model.config.config_hash():
             raise CheckpointError(
                 f"checkpoint {path} was trained with another vqkd config; resume with the same preset/overrides"
