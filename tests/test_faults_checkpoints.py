@@ -19,11 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import click
-import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner, Result
-from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
 
@@ -32,7 +30,7 @@ from vq_core import load_checkpoint, nonfinite_tensors
 from vq_core.cli import main as core_main
 from vq_core.divergence import state_tensors
 from vq_eval.cli import main as eval_main
-from vq_tokenizers import build_tokenizer, get_preset, save_tokenizer, tokenize_shards, train_tokenizer
+from vq_tokenizers import train_tokenizer
 from vq_tokenizers.cli import main as tok_main
 
 
@@ -57,30 +55,13 @@ def _one_line_error(result: Result, *needles: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def world(tmp_path_factory: pytest.TempPathFactory, tokenized_world) -> dict[str, Path]:  # noqa: ANN001
     """Images, a tiny VQGAN, its token shards, a 2-step AR run and a hostile checkpoint."""
     tmp = tmp_path_factory.mktemp("ckpt_faults")
-    rng = np.random.default_rng(0)
-    for label in ("a", "b"):
-        (tmp / "images" / label).mkdir(parents=True)
-        for i in range(4):
-            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(tmp / "images" / label / f"{i}.png")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        torch.manual_seed(0)
-        tokenizer = save_tokenizer(build_tokenizer("vqgan", get_preset("tiny", "vqgan").model), tmp / "tok.safetensors")
-        tokenize_shards(tokenizer, tmp / "images", tmp / "tokens", samples_per_shard=4, batch_size=8)
-        run = CliRunner().invoke(
-            ar_main, ["train", "--data", str(tmp / "tokens"), "--out", str(tmp / "ar"), "--size", "nano", "--steps", "2",
-                      "--batch-size", "4", "--log-every", "1", "--ckpt-every", "1"],
-        )  # fmt: skip
-        assert run.exit_code == 0, run.output
-    finally:
-        torch.set_num_threads(before)
+    built = tokenized_world(tmp, {"tok": 0}, ar_tokens="tok", ar_flags=("--ckpt-every", "1"))
     evil = tmp / "evil.safetensors"  # a pickle dressed up with our extension
     torch.save({"format": 1, "model": {}, "state": {"x": Payload(tmp / "MARKER")}}, evil)
-    return {"tmp": tmp, "images": tmp / "images", "tokenizer": tokenizer, "tokens": tmp / "tokens", "ar": tmp / "ar", "evil": evil}
+    return {"tmp": tmp, "images": built["images"], "tokenizer": built["tok"], "tokens": built["tokens_tok"], "ar": built["ar"], "evil": evil}
 
 
 def _resume_dir_with(evil: Path, target: Path) -> Path:

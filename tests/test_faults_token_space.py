@@ -12,20 +12,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner, Result
-from PIL import Image
 
 from vq_ar.cli import main as ar_main
-from vq_tokenizers import build_tokenizer, get_preset, load_tokenizer, save_tokenizer, tokenize_shards
+from vq_tokenizers import load_tokenizer
 from vq_tokenizers.cli import main as tok_main
-
-
-def _tokenizer(path: Path, seed: int) -> Path:
-    torch.manual_seed(seed)
-    return save_tokenizer(build_tokenizer("vqgan", get_preset("tiny", "vqgan").model), path)
 
 
 def _one_line_error(result: Result, *needles: str) -> str:
@@ -38,29 +30,8 @@ def _one_line_error(result: Result, *needles: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def two_tokenizers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    tmp = tmp_path_factory.mktemp("identity")
-    rng = np.random.default_rng(0)
-    for label in ("a", "b"):
-        (tmp / "images" / label).mkdir(parents=True)
-        for i in range(4):
-            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(tmp / "images" / label / f"{i}.png")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        paths = {"tmp": tmp, "a": _tokenizer(tmp / "a.safetensors", 0), "b": _tokenizer(tmp / "b.safetensors", 1)}
-        for name in ("a", "b"):
-            tokenize_shards(paths[name], tmp / "images", tmp / f"tokens_{name}", samples_per_shard=4, batch_size=8)
-            paths[f"tokens_{name}"] = tmp / f"tokens_{name}"
-        run = CliRunner().invoke(
-            ar_main, ["train", "--data", str(paths["tokens_a"]), "--out", str(tmp / "ar"), "--size", "nano", "--steps", "2",
-                      "--batch-size", "4", "--log-every", "1"],
-        )  # fmt: skip
-        assert run.exit_code == 0, run.output
-    finally:
-        torch.set_num_threads(before)
-    paths["ar"] = tmp / "ar"
-    return paths
+def two_tokenizers(tmp_path_factory: pytest.TempPathFactory, tokenized_world) -> dict[str, Path]:  # noqa: ANN001
+    return tokenized_world(tmp_path_factory.mktemp("identity"), {"a": 0, "b": 1}, ar_tokens="a")
 
 
 def test_same_config_other_weights_are_two_token_spaces(two_tokenizers: dict[str, Path]) -> None:
