@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vq_data import DigitsSource
-from vq_eval import PixelJudge, frechet_distance, grey_pixels, knn_precision_recall
+from vq_eval import PixelJudge, frechet_distance, grey_pixels, precision_recall
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def test_generation_scores_tell_real_from_noise(digits):
     np.testing.assert_allclose(a, (grey_pixels(first) - pca.mean_) @ pca.components_.T, atol=1e-9)
 
 
-def test_knn_precision_recall_matches_brute_force():
+def test_the_judges_float64_precision_recall_matches_brute_force():
     rng = np.random.default_rng(0)
     real, fake = rng.normal(size=(40, 3)), rng.normal(0.7, 1.3, size=(30, 3))
     k = 3
@@ -65,5 +65,5 @@ def test_knn_precision_recall_matches_brute_force():
     fake_r = [radius(fake, i) for i in range(len(fake))]
     precision = np.mean([any(np.linalg.norm(f - r) <= real_r[j] for j, r in enumerate(real)) for f in fake])
     recall = np.mean([any(np.linalg.norm(r - f) <= fake_r[j] for j, f in enumerate(fake)) for r in real])
-    assert knn_precision_recall(real, fake, k=k) == pytest.approx((precision, recall))
+    assert precision_recall(real, fake, k=k, dtype=torch.float64) == pytest.approx((precision, recall))
     assert 0 < precision < 1 and 0 < recall < 1

@@ -22,7 +22,7 @@ __all__ = lazy_exports(
         "vq_eval.precision_recall": ["precision_recall"],
         "vq_eval.probe": ["ProbeConfig", "linear_probe"],
         "vq_eval.sample_batch": ["SampleBatchError", "open_sample_batch", "write_sample_batch"],
-        "vq_eval.judge": ["GenerationScores", "PixelJudge", "grey_pixels", "knn_precision_recall"],
+        "vq_eval.judge": ["GenerationScores", "PixelJudge", "grey_pixels"],
         "vq_eval.perceptual": ["LPIPS_BACKBONE_ENV", "LPIPS_WEIGHTS_ENV", "load_lpips"],
         "vq_eval.plots": [
             "class_rows_grid", "codebook_usage_figure", "patches_per_token", "png_bytes", "reconstruction_grid",

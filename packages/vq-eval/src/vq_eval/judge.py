@@ -26,15 +26,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from PIL import Image
-from scipy.spatial.distance import cdist
 from sklearn.decomposition import PCA
 from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC
 
 from vq_eval.frechet import frechet_distance
+from vq_eval.precision_recall import NEIGHBOURHOOD, precision_recall
 
 DEFAULT_COMPONENTS = 32
-DEFAULT_K = 3
+DEFAULT_K = NEIGHBOURHOOD
 
 
 def grey_pixels(images: np.ndarray | torch.Tensor, size: int | None = None) -> np.ndarray:
@@ -63,22 +63,6 @@ def grey_pixels(images: np.ndarray | torch.Tensor, size: int | None = None) -> n
             for a in array
         ])
     return array.reshape(array.shape[0], -1).astype(np.float64)
-
-
-def knn_radii(features: np.ndarray, k: int) -> np.ndarray:
-    """Distance of each row to its k-th nearest other row (the radius of its k-NN ball)."""
-    if features.shape[0] <= k:
-        raise ValueError(f"k-NN manifold with k={k} needs more than {k} images, got {features.shape[0]}")
-    distances = cdist(features, features)
-    return np.partition(distances, k, axis=1)[:, k]  # column 0 of the partition is the row itself (distance 0)
-
-
-def knn_precision_recall(real: np.ndarray, generated: np.ndarray, *, k: int = DEFAULT_K) -> tuple[float, float]:
-    """Improved precision and recall (Kynkäänniemi et al. 2019) of ``generated`` against ``real`` features."""
-    between = cdist(generated, real)  # (G, R)
-    precision = float((between <= knn_radii(real, k)[None, :]).any(axis=1).mean())
-    recall = float((between <= knn_radii(generated, k)[:, None]).any(axis=0).mean())
-    return precision, recall
 
 
 @dataclass(frozen=True)
@@ -143,7 +127,7 @@ class PixelJudge:
         if fake.shape[0] < 2 or true.shape[0] < 2:
             raise ValueError("judge: the Fréchet distance needs at least 2 generated and 2 real images")
         frechet = frechet_distance(fake.mean(0), np.cov(fake, rowvar=False), true.mean(0), np.cov(true, rowvar=False))
-        precision, recall = knn_precision_recall(true, fake, k=self.k)
+        precision, recall = precision_recall(true, fake, k=self.k, dtype=torch.float64)
         return GenerationScores(
             class_accuracy=self.accuracy(generated, labels), frechet=frechet, precision=precision, recall=recall,
             num_samples=int(fake.shape[0]),

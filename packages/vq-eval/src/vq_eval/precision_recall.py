@@ -49,10 +49,15 @@ def precision_recall(
     *,
     block: int = 4096,
     device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
 ) -> tuple[float, float]:
-    """(precision, recall) of ``samples`` (N, D) against ``reference`` (M, D) with k-NN manifolds."""
-    ref = torch.as_tensor(reference, dtype=torch.float32, device=device)
-    gen = torch.as_tensor(samples, dtype=torch.float32, device=device)
+    """(precision, recall) of ``samples`` (N, D) against ``reference`` (M, D) with k-NN manifolds.
+
+    ``dtype`` float32 suits 2048-d Inception features at 50k images; small feature sets (the pixel
+    judge's PCA features) use float64.
+    """
+    ref = torch.as_tensor(reference, dtype=dtype, device=device)
+    gen = torch.as_tensor(samples, dtype=dtype, device=device)
     if ref.ndim != 2 or gen.ndim != 2 or ref.shape[1] != gen.shape[1]:
         raise ValueError(f"precision/recall need (N, D) features of one D, got {tuple(ref.shape)} and {tuple(gen.shape)}")
     ref_radii, gen_radii = manifold_radii(ref, k, block=block), manifold_radii(gen, k, block=block)
